@@ -1,0 +1,140 @@
+"""One typed configuration for every ShopFlow entry point.
+
+Values come from environment variables prefixed ``SHOPFLOW_`` (nested with ``__``), e.g.
+``SHOPFLOW_PROFILE=production`` or ``SHOPFLOW_HOME=/data/shopflow``. Two profiles share one code path:
+
+* ``local`` (default): everything embedded under one home directory (SQLite metadata, local artifact files,
+  Feast file offline store + SQLite online store). No server is needed.
+* ``production``: MLflow on PostgreSQL + object storage, Feast registry on PostgreSQL and online store on Redis.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""Checkout root (the project is installed editable, so dags/ and feature_repo/ sit beside the package)."""
+
+
+class ProductionSettings(BaseModel):
+    """Service locations used by the ``production`` profile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    postgres_uri: str = "postgresql://postgres@127.0.0.1:5432/shopflow"
+    redis_connection: str = "127.0.0.1:6379"
+    artifact_uri: str = "s3://shopflow-mlflow/artifacts"
+    feast_registry_uri: str | None = None
+    """SQL registry for Feast; defaults to ``postgres_uri`` with the ``postgresql+psycopg`` driver."""
+
+
+class ValidationSettings(BaseModel):
+    """Thresholds of the data-quality gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_staleness_days: float = Field(3.0, gt=0, description="Newest event must be at most this old.")
+    min_rows: int = Field(10, ge=1, description="Each table needs at least this many rows.")
+
+
+class Settings(BaseSettings):
+    """ShopFlow settings. Read with :func:`get_settings`; never instantiate at import time in library code."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPFLOW_", env_nested_delimiter="__", extra="ignore")
+
+    profile: Literal["local", "production"] = "local"
+    home: Path = Field(default_factory=lambda: Path.cwd() / ".shopflow")
+    seed: int = 42
+    customers: int = Field(2000, ge=20, description="Default scale of the generated shop.")
+    api_key: SecretStr | None = None
+    production: ProductionSettings = Field(default_factory=ProductionSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    mlflow_tracking_uri: str | None = None
+    """Overrides the profile's tracking URI (e.g. a remote MLflow server)."""
+
+    # ---- derived locations (all data locations come from here, never from literals elsewhere) ----
+    @property
+    def landing_dir(self) -> Path:
+        """New raw batches arrive here, one sub-folder per batch, before validation."""
+        return self.home / "landing"
+
+    @property
+    def batches_dir(self) -> Path:
+        """Validated raw batches, one sub-folder per batch id (content hash)."""
+        return self.home / "data" / "batches"
+
+    @property
+    def current_pointer(self) -> Path:
+        """File holding the id of the last good (validated) batch."""
+        return self.home / "data" / "CURRENT"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def truth_dir(self) -> Path:
+        """Hidden ground truth of generated data, kept apart from training data."""
+        return self.home / "truth"
+
+    @property
+    def features_dir(self) -> Path:
+        """Offline feature files read by Feast's file offline store."""
+        return self.home / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        """Feast registry and SQLite online store (local profile)."""
+        return self.home / "feast"
+
+    @property
+    def gx_dir(self) -> Path:
+        """Great Expectations project (suites, results, Data Docs)."""
+        return self.home / "gx"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking + registry store for the active profile."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if self.profile == "production":
+            return self.production.postgres_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_location(self) -> str:
+        """Default artifact root for new MLflow experiments."""
+        if self.profile == "production":
+            return self.production.artifact_uri
+        return self.mlflow_artifacts_dir.resolve().as_uri()
+
+    def current_batch_dir(self) -> Path | None:
+        """Folder of the last good batch, or ``None`` if no batch has passed validation yet."""
+        if not self.current_pointer.exists():
+            return None
+        batch_id = self.current_pointer.read_text().strip()
+        path = self.batches_dir / batch_id
+        return path if path.exists() else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process (call ``get_settings.cache_clear()`` in tests)."""
+    return Settings()
