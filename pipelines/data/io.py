@@ -1,17 +1,50 @@
-"""Reading and writing raw batches (one Parquet or CSV file per table) with the schema's dtypes."""
+"""Reading and writing raw batches (one Parquet or CSV file per table) with the schema's dtypes.
+
+A stored batch is immutable and named by its content hash: :func:`store_batch` writes the tables (and any
+images) into a hidden temporary folder next to the destination, hashes it, and renames it to
+``<landing_dir>/<batch_id>``. Readers therefore never see a half-written batch; folders whose name starts with
+``.`` are work in progress and must be ignored.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from pipelines.data.schema import TABLES, TableSchema
 
+logger = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 3
+"""How many offending values a format problem quotes."""
+
 
 class BatchFormatError(ValueError):
-    """A batch folder cannot be read as ShopFlow tables; the message lists every problem found."""
+    """A batch folder cannot be read as ShopFlow tables; the message lists every problem found.
+
+    Args:
+        problems: One problem (a string) or several; each names the table and, where it applies, the column.
+        header: Optional first line of the message (e.g. which folder failed); problems are then listed one a
+            line below it. Without a header the message is the problems joined by ``"; "``.
+
+    Attributes:
+        problems: The individual problems, so callers can merge the errors of several tables.
+    """
+
+    def __init__(self, problems: str | Iterable[str], header: str | None = None) -> None:
+        self.problems: list[str] = [problems] if isinstance(problems, str) else list(problems)
+        if header is None:
+            message = "; ".join(self.problems)
+        else:
+            message = "\n".join([header, *(f"  - {p}" for p in self.problems)])
+        super().__init__(message)
 
 
 def table_path(batch_dir: Path, table: str) -> Path | None:
@@ -23,38 +56,94 @@ def table_path(batch_dir: Path, table: str) -> Path | None:
     return None
 
 
+def _examples(raw: pd.Series, bad: pd.Series) -> str:
+    """``row 3: 'x', row 7: 'y'`` for the first offending values (rows counted from 1, header excluded)."""
+    positions = [i for i, flag in enumerate(bad.to_numpy()) if flag][:MAX_EXAMPLES]
+    return ", ".join(f"row {i + 1}: {raw.iloc[i]!r}" for i in positions)
+
+
+def _present(s: pd.Series) -> pd.Series:
+    """Cells holding a value: not null and not blank (blank CSV cells mean null)."""
+    if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+        return s.notna() & (s.astype("string").str.strip() != "")
+    return s.notna()
+
+
+def _convert(s: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """Convert ``s`` to ``kind``; returns the converted series and a mask of values that could not be read."""
+    present = _present(s)
+    if kind == "timestamp":
+        if pd.api.types.is_datetime64_any_dtype(s):
+            out = pd.to_datetime(s, utc=True)
+        elif pd.api.types.is_numeric_dtype(s):
+            # Numbers would silently be taken as nanoseconds since 1970: refuse them.
+            return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]"), present
+        else:
+            # Strict ISO 8601 (naive times are UTC): guessing formats like 01/02/2024 would swap days and months.
+            text = s.astype("string").str.strip().where(present)
+            out = pd.to_datetime(text.astype(object), utc=True, format="ISO8601", errors="coerce")
+        out = out.astype("datetime64[ns, UTC]")
+        return out, present & out.isna()
+    if kind in ("float", "int"):
+        is_text = s.dtype == object or isinstance(s.dtype, pd.StringDtype)
+        values = s.astype("string").str.strip().where(present).astype(object) if is_text else s
+        num = pd.to_numeric(values, errors="coerce").astype("float64")
+        bad = present & num.isna()
+        if kind == "float":
+            return num, bad
+        fractional = num.notna() & (num % 1 != 0)
+        num = num.where(~fractional)
+        return num.astype("Int64"), bad | fractional
+    out = s.astype("string")
+    return out, pd.Series(False, index=s.index)
+
+
 def coerce(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     """Cast the schema's columns to their kinds (UTC timestamps, float64, Int64, string).
 
+    Timestamps given as text must be ISO 8601 (``2024-03-01``, ``2024-03-01T12:30:00Z``, ``...+02:00``); naive
+    times are taken as UTC. Blank cells are nulls. Columns not in the schema are kept unchanged.
+
     Raises:
-        BatchFormatError: naming each column that is missing or cannot be converted.
+        BatchFormatError: naming each column that is missing or holds values that cannot be converted, with a
+            few example rows.
     """
     problems: list[str] = []
-    missing = [c for c in schema.column_names if c not in df.columns]
-    if missing:
-        problems.append(f"{schema.name}: missing column(s) {', '.join(missing)}")
+    for name in schema.column_names:
+        if name not in df.columns:
+            problems.append(f"{schema.name}.{name}: missing column")
     out = df.copy()
     for col in schema.columns:
         if col.name not in out.columns:
             continue
-        s = out[col.name]
-        try:
-            if col.kind == "timestamp":
-                out[col.name] = pd.to_datetime(s, utc=True, errors="raise")
-            elif col.kind == "float":
-                out[col.name] = pd.to_numeric(s, errors="raise").astype("float64")
-            elif col.kind == "int":
-                num = pd.to_numeric(s, errors="raise")
-                if (num.dropna() % 1 != 0).any():
-                    raise ValueError("non-integer values")
-                out[col.name] = num.astype("Int64")
-            else:
-                out[col.name] = s.astype("string")
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{schema.name}.{col.name}: cannot read as {col.kind} ({exc})")
+        raw = out[col.name]
+        converted, bad = _convert(raw, col.kind)
+        if bad.any():
+            hint = " (expected ISO 8601, e.g. 2024-03-01T12:30:00Z)" if col.kind == "timestamp" else ""
+            problems.append(
+                f"{schema.name}.{col.name}: {int(bad.sum())} value(s) cannot be read as {col.kind}{hint}, "
+                f"e.g. {_examples(raw, bad)}"
+            )
+        out[col.name] = converted
     if problems:
-        raise BatchFormatError("; ".join(problems))
+        raise BatchFormatError(problems)
     return out
+
+
+def normalise(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """The canonical stored form of a table: coerced, only the schema's columns in schema order, sorted by key.
+
+    Sorting by the primary key makes the stored bytes (and so the batch id) independent of the row order of
+    the input.
+    """
+    out = coerce(df, schema)[schema.column_names]
+    for col in schema.columns:
+        if col.kind == "string":
+            # Blank strings mean "no value" (CSV has no other way to say null).
+            s = out[col.name]
+            out[col.name] = s.mask((s.str.strip() == "").fillna(False))
+    out = out.sort_values(list(schema.primary_key), kind="stable", na_position="last")
+    return out.reset_index(drop=True)
 
 
 def read_table(batch_dir: Path, table: str) -> pd.DataFrame:
@@ -76,14 +165,15 @@ def read_table(batch_dir: Path, table: str) -> pd.DataFrame:
 
 def read_batch(batch_dir: Path) -> dict[str, pd.DataFrame]:
     """All tables of a batch; collects the problems of every table into one error."""
-    tables, problems = {}, []
+    tables: dict[str, pd.DataFrame] = {}
+    problems: list[str] = []
     for name in TABLES:
         try:
             tables[name] = read_table(batch_dir, name)
         except BatchFormatError as exc:
-            problems.append(str(exc))
+            problems.extend(exc.problems)
     if problems:
-        raise BatchFormatError("; ".join(problems))
+        raise BatchFormatError(problems)
     return tables
 
 
@@ -102,3 +192,68 @@ def batch_hash(batch_dir: Path) -> str:
         digest.update(path.relative_to(batch_dir).as_posix().encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
+
+
+def publish_dir(tmp_dir: Path, target: Path) -> bool:
+    """Atomically rename a finished ``tmp_dir`` to ``target``; if ``target`` already exists keep it.
+
+    Content-addressed folders are immutable, so an existing target already holds the same content.
+
+    Returns:
+        ``True`` if ``target`` was created, ``False`` if it existed (``tmp_dir`` is then removed).
+    """
+    if not target.exists():
+        try:
+            os.rename(tmp_dir, target)
+            return True
+        except OSError:
+            # Lost a race with a concurrent writer of the same content; theirs is as good as ours.
+            if not target.exists():
+                raise
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    return False
+
+
+def store_batch(
+    tables: Mapping[str, pd.DataFrame],
+    landing_dir: Path,
+    files: Mapping[str, Path | bytes] | None = None,
+) -> tuple[str, Path]:
+    """Write a complete batch into ``landing_dir/<batch_id>``, where ``batch_id`` is its content hash.
+
+    Every table of the schema must be given; each is normalised (:func:`normalise`) and written as Parquet.
+    The batch is assembled in a hidden temporary folder inside ``landing_dir`` and renamed when complete;
+    storing the same content twice is a no-op returning the same id.
+
+    Args:
+        tables: One frame per table name of :data:`~pipelines.data.schema.TABLES`.
+        landing_dir: Parent folder of the batch folders (created if needed).
+        files: Extra files (e.g. product images), keyed by their POSIX path relative to the batch folder;
+            the value is the file's bytes or a path to copy from.
+
+    Returns:
+        ``(batch_id, batch_dir)``.
+    """
+    missing = [name for name in TABLES if name not in tables]
+    if missing:
+        raise ValueError(f"store_batch needs every table; missing {', '.join(missing)}")
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".incoming-", dir=landing_dir))
+    try:
+        for name, schema in TABLES.items():
+            write_table(normalise(tables[name], schema), tmp_dir, name)
+        for rel, content in sorted((files or {}).items()):
+            dest = tmp_dir / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                dest.write_bytes(content)
+            else:
+                shutil.copyfile(content, dest)
+        batch_id = batch_hash(tmp_dir)
+        target = landing_dir / batch_id
+        created = publish_dir(tmp_dir, target)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    logger.info("batch %s %s in %s", batch_id, "stored" if created else "already present", landing_dir)
+    return batch_id, target

@@ -1,0 +1,1 @@
+"""BentoML services over the MLflow registry and the Feast online store."""

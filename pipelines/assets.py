@@ -1,0 +1,9 @@
+"""Names of the data assets that link the DAGs (plain strings: the library does not import Airflow)."""
+
+
+def features_asset_uri(feature_service: str) -> str:
+    """Asset updated when the features behind ``feature_service`` were rebuilt and materialized."""
+    return f"shopflow://features/{feature_service}"
+
+
+VALIDATED_BATCH_URI = "shopflow://data/validated-batch"

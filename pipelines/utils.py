@@ -1,0 +1,65 @@
+"""Small shared helpers: device choice, seeding, git lineage, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipelines.settings import PROJECT_ROOT
+
+
+def pick_device() -> str:
+    """``cuda`` when a GPU is visible to torch, else ``cpu``."""
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # torch is a dependency, but the library should not die without it
+        return "cpu"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (if importable)."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+def git_commit() -> str:
+    """Commit of the checkout the code runs from, with ``-dirty`` when it has uncommitted changes."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return f"{sha}-dirty" if dirty else sha
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file + ``os.replace`` so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,617 @@
+"""The data-quality gate between a landed raw batch and everything built from it.
+
+``gate(batch_id, settings)`` validates ``landing_dir/<batch_id>`` against the suites of
+:mod:`pipelines.validation.suites` in one Great Expectations Checkpoint, then either accepts the batch (moves it
+to ``batches_dir`` and points ``CURRENT`` at it) or quarantines it with a readable ``summary.md`` and raises
+:class:`DataValidationError`.
+
+Layout written here (all under ``settings.home``)::
+
+    gx/                                   GX file context: suites, checkpoint, results, Data Docs
+    gx/staging/<table>.parquet            the batch being validated, with the schema's dtypes
+    reports/validation/<batch_id>/        summary.md + report.json of every validation
+    data/batches/<batch_id>/              accepted batch (its files untouched, so batch_hash() still holds)
+    data/batches/<batch_id>.report.json   stored report of an accepted batch (reruns return it)
+    data/CURRENT                          id of the last accepted batch
+    quarantine/<batch_id>/                rejected batch + summary.md + report.json
+
+Great Expectations is imported lazily: DAG files import this module and must parse quickly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+
+from pipelines.data.io import BatchFormatError, read_batch
+from pipelines.data.schema import TABLES
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import FileDataContext
+
+    from pipelines.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DATASOURCE = "shopflow_raw"
+CHECKPOINT = "raw_batch_gate"
+DOCS_SITE = "local_site"
+STAGING = "staging"
+MAX_EXAMPLES = 5
+"""Unexpected values quoted per failure (GX's SUMMARY format keeps 20)."""
+
+
+class DataValidationError(RuntimeError):
+    """A batch failed the gate. ``str(err)`` is the readable summary; ``err.report`` the full report."""
+
+    def __init__(self, report: ValidationReport, summary: str) -> None:
+        super().__init__(summary)
+        self.report = report
+
+
+class BatchNotFoundError(FileNotFoundError):
+    """The batch id is neither in the landing folder nor accepted nor quarantined."""
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of validating one batch.
+
+    Attributes:
+        batch_id: Name of the batch folder.
+        success: True when every expectation of every table passed.
+        evaluated: Number of expectations evaluated (0 when the batch could not be read).
+        failed: One dict per failed expectation or unreadable table: ``table``, ``expectation_type``,
+            ``column``, ``check``, ``observed_value``, ``unexpected_count``, ``unexpected_examples``, ``message``.
+        row_counts: Rows per table (tables that could be read).
+        data_docs_index: The Data Docs ``index.html``.
+        summary_path: The plain-text ``summary.md``.
+        as_of: Time the batch was judged at (ISO 8601, UTC).
+        validated_at: When the validation ran (ISO 8601, UTC).
+        duration_s: Wall time of the validation (reading, GX run, Data Docs).
+        data_docs_pages: Table -> Data Docs page of its validation result.
+        location: Where the batch folder is now (set by :func:`gate`).
+    """
+
+    batch_id: str
+    success: bool
+    evaluated: int
+    failed: list[dict[str, Any]]
+    row_counts: dict[str, int]
+    data_docs_index: Path | None
+    summary_path: Path | None
+    as_of: str = ""
+    validated_at: str = ""
+    duration_s: float = 0.0
+    data_docs_pages: dict[str, str] = field(default_factory=dict)
+    location: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (paths as strings), e.g. for an Airflow XCom."""
+        d = asdict(self)
+        for key in ("data_docs_index", "summary_path"):
+            d[key] = str(d[key]) if d[key] is not None else None
+        return _jsonable(d)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ValidationReport:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        for key in ("data_docs_index", "summary_path"):
+            d[key] = Path(d[key]) if d.get(key) else None
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def summary(self) -> str:
+        """The plain-text summary written to ``summary.md``."""
+        return render_summary(self)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------------------
+
+
+def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | None = None) -> ValidationReport:
+    """Validate every table of a batch folder in one GX Checkpoint run and write its summary.
+
+    Reading problems (missing file or column, unparsable values) are reported as a failed validation rather
+    than raised. Data Docs are rebuilt under ``settings.gx_dir``; ``summary.md`` and ``report.json`` are
+    written to ``settings.reports_dir / "validation" / <batch_id>``. Nothing is moved.
+
+    Args:
+        batch_dir: Folder with one file per table.
+        settings: Paths and thresholds.
+        as_of: Time to judge freshness at; defaults to now (inject a fixed time in tests).
+
+    Returns:
+        The report; ``report.success`` tells whether the batch may be used.
+    """
+    started = time.perf_counter()
+    batch_dir = Path(batch_dir)
+    batch_id = batch_dir.name
+    as_of = _utc(as_of)
+    report_dir = _report_dir(settings, batch_id)
+    report_dir.mkdir(parents=True, exist_ok=True)
+
+    with _gx_lock(settings):
+        context = _context(settings)
+        try:
+            tables = read_batch(batch_dir)
+        except BatchFormatError as exc:
+            _quiet(context.build_data_docs)  # so the quarantine note can always link an existing index
+            report = ValidationReport(
+                batch_id=batch_id,
+                success=False,
+                evaluated=0,
+                failed=_format_failures(str(exc)),
+                row_counts={},
+                data_docs_index=_docs_index(context),
+                summary_path=None,
+            )
+        else:
+            report = _run_checkpoint(context, settings, batch_id, tables, as_of)
+
+    report.as_of = as_of.isoformat()
+    report.validated_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    report.duration_s = round(time.perf_counter() - started, 3)
+    report.summary_path = report_dir / "summary.md"
+    report.location = str(batch_dir)
+    _write_report(report, report_dir)
+    log.info(
+        "Batch %s: %s (%d expectations, %d failed) in %.1fs",
+        batch_id,
+        "passed" if report.success else "FAILED",
+        report.evaluated,
+        len(report.failed),
+        report.duration_s,
+    )
+    return report
+
+
+def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None) -> ValidationReport:
+    """Validate ``landing_dir/<batch_id>``; accept it as CURRENT or quarantine it.
+
+    Idempotent: an already accepted batch returns its stored report without new work, and an already
+    quarantined one (no longer in landing) raises again with its stored report.
+
+    Args:
+        batch_id: Folder name under ``settings.landing_dir``.
+        settings: Paths and thresholds.
+        as_of: Time to judge freshness at; defaults to now.
+
+    Returns:
+        The report of the accepted batch.
+
+    Raises:
+        DataValidationError: The batch failed; it now lies in ``quarantine_dir/<batch_id>``.
+        BatchNotFoundError: No such batch in landing, accepted or quarantined batches.
+    """
+    landing = settings.landing_dir / batch_id
+    accepted = settings.batches_dir / batch_id
+    quarantined = settings.quarantine_dir / batch_id
+
+    if accepted.is_dir():
+        report = _stored_accepted_report(settings, batch_id)
+        if landing.exists():
+            log.warning("Batch %s was accepted before; ignoring the copy in %s", batch_id, landing)
+        if settings.current_batch_dir() is None:
+            _write_pointer(settings, batch_id)  # e.g. a crash between the move and the pointer update
+        return report
+
+    if not landing.is_dir():
+        stored = quarantined / "report.json"
+        if stored.exists():
+            report = ValidationReport.from_dict(json.loads(stored.read_text()))
+            raise DataValidationError(report, render_summary(report))
+        raise BatchNotFoundError(
+            f"Batch {batch_id!r} not found: no folder {landing} (and it was neither accepted in "
+            f"{settings.batches_dir} nor quarantined in {settings.quarantine_dir}). "
+            f"Landing holds: {sorted(p.name for p in _landing_batches(settings)) or 'nothing'}."
+        )
+
+    report = validate_batch(landing, settings, as_of=as_of)
+
+    if report.success:
+        accepted.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(landing, accepted)  # same file system: a rename, so readers never see half a batch
+        report.location = str(accepted)
+        _atomic_write(settings.batches_dir / f"{batch_id}.report.json", _dumps(report.to_dict()))
+        _write_report(report, _report_dir(settings, batch_id))
+        _write_pointer(settings, batch_id)
+        log.info("Batch %s accepted and is now CURRENT", batch_id)
+        return report
+
+    if quarantined.exists():
+        shutil.rmtree(quarantined)  # same id = same content, rejected again: keep the latest attempt
+    quarantined.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(landing, quarantined)
+    report.location = str(quarantined)
+    summary = render_summary(report)
+    report_dir = _report_dir(settings, batch_id)
+    _write_report(report, report_dir)
+    (quarantined / "summary.md").write_text(summary)
+    (quarantined / "report.json").write_text(_dumps(report.to_dict()))
+    log.error("Batch %s quarantined in %s", batch_id, quarantined)
+    raise DataValidationError(report, summary)
+
+
+def latest_landing_batch(settings: Settings) -> str | None:
+    """Id of the most recently modified batch folder in ``landing_dir`` (hidden folders are skipped)."""
+    batches = _landing_batches(settings)
+    if not batches:
+        return None
+    return max(batches, key=lambda p: (p.stat().st_mtime, p.name)).name
+
+
+def render_summary(report: ValidationReport) -> str:
+    """Plain-text summary naming each failed expectation with its table and column, plus counts."""
+    status = "PASSED" if report.success else "FAILED"
+    lines = [f"# Data validation of batch {report.batch_id}: {status}", ""]
+    if report.evaluated:
+        lines.append(f"{report.evaluated} expectations evaluated, {len(report.failed)} failed.")
+    else:
+        lines.append(f"The batch could not be read as ShopFlow tables ({len(report.failed)} problem(s)).")
+    if report.as_of:
+        lines.append(f"Judged as of {report.as_of} (validated at {report.validated_at}).")
+    if report.row_counts:
+        lines.append("Rows: " + ", ".join(f"{t}={n}" for t, n in report.row_counts.items()) + ".")
+    if report.location:
+        lines.append(f"Batch folder: {report.location}")
+    if report.data_docs_index:
+        lines.append(f"Data Docs: {report.data_docs_index}")
+    if report.failed:
+        by_table: dict[str, int] = {}
+        for f in report.failed:
+            by_table[f["table"]] = by_table.get(f["table"], 0) + 1
+        lines += ["", "Failures per table: " + ", ".join(f"{t}={n}" for t, n in by_table.items()) + ".", ""]
+        lines.append("## Failed expectations")
+        lines.append("")
+        for i, f in enumerate(report.failed, 1):
+            lines.append(f"{i}. {f['message']}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# GX plumbing
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _context(settings: Settings) -> FileDataContext:
+    """The file-backed GX context under ``settings.gx_dir`` (scaffolded on first use)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    settings.gx_dir.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", context_root_dir=settings.gx_dir)
+    bars = context.variables.progress_bars
+    if bars is None or bars.globally:
+        # tqdm "Calculating Metrics" bars would flood Airflow task logs; persisted once in the config.
+        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        context.variables.save()
+    return context
+
+
+def _ensure_checkpoint(context: FileDataContext, settings: Settings) -> Any:
+    """Create or refresh the datasource, suites, validation definitions and the one Checkpoint.
+
+    Everything is add-or-update by name, so reruns and schema changes converge on the same objects
+    (unchanged expectations keep their ids).
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    from pipelines.validation.suites import build_suites, suite_name
+
+    staging = settings.gx_dir / STAGING
+    # A dataframe asset would need the frame as batch_parameters, and a Checkpoint passes the same
+    # batch_parameters to every validation definition: with one frame per table that cannot work, so the
+    # coerced tables are staged as Parquet and read by a filesystem datasource instead.
+    if DATASOURCE in context.data_sources.all():
+        ds = context.data_sources.get(DATASOURCE)
+        if Path(str(ds.base_directory)).resolve() != staging.resolve():
+            ds = context.data_sources.update_pandas_filesystem(name=DATASOURCE, base_directory=staging)
+    else:
+        ds = context.data_sources.add_pandas_filesystem(name=DATASOURCE, base_directory=staging)
+
+    definitions = []
+    for table, suite in build_suites(settings.validation).items():
+        asset = ds.get_asset(table) if table in ds.get_asset_names() else ds.add_parquet_asset(name=table)
+        existing = [b for b in asset.batch_definitions if b.name == table]
+        batch_def = existing[0] if existing else asset.add_batch_definition_path(name=table, path=f"{table}.parquet")
+        suite = context.suites.add_or_update(suite)
+        definitions.append(
+            context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=suite_name(table), data=batch_def, suite=suite)
+            )
+        )
+    return context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=CHECKPOINT,
+            validation_definitions=definitions,
+            actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE])],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
+        )
+    )
+
+
+def _run_checkpoint(
+    context: FileDataContext,
+    settings: Settings,
+    batch_id: str,
+    tables: Mapping[str, pd.DataFrame],
+    as_of: dt.datetime,
+) -> ValidationReport:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    from pipelines.validation.suites import expectation_parameters
+
+    staging = settings.gx_dir / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name, df in tables.items():
+        df.to_parquet(staging / f"{name}.parquet", index=False)
+    try:
+        checkpoint = _ensure_checkpoint(context, settings)
+        result = checkpoint.run(
+            expectation_parameters=expectation_parameters(tables, settings.validation, as_of),
+            # run_name = batch id, so Data Docs and stored results are filed per batch.
+            run_id=RunIdentifier(run_name=batch_id, run_time=dt.datetime.now(dt.timezone.utc)),
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    failed: list[dict[str, Any]] = []
+    evaluated = 0
+    pages: dict[str, str] = {}
+    for key, suite_result in result.run_results.items():
+        table = suite_result.suite_name.removeprefix("raw_")
+        evaluated += int(suite_result.statistics.get("evaluated_expectations", 0))
+        urls = context.get_docs_sites_urls(resource_identifier=key, site_name=DOCS_SITE)
+        if urls and urls[0].get("site_url"):
+            pages[table] = str(_url_to_path(urls[0]["site_url"]))
+        for res in suite_result.results:
+            if not res.success:
+                failed.append(_describe_failure(table, res))
+    order = {t: i for i, t in enumerate(TABLES)}
+    failed.sort(key=lambda f: order.get(f["table"], len(order)))  # stable: keeps suite order within a table
+    return ValidationReport(
+        batch_id=batch_id,
+        success=bool(result.success),
+        evaluated=evaluated,
+        failed=failed,
+        row_counts={name: int(len(df)) for name, df in tables.items()},
+        data_docs_index=_docs_index(context),
+        summary_path=None,
+        data_docs_pages=pages,
+    )
+
+
+def _describe_failure(table: str, res: Any) -> dict[str, Any]:
+    """One failed ExpectationValidationResult as a JSON-ready dict with a readable message."""
+    cfg = res.expectation_config
+    kwargs = dict(cfg.kwargs)
+    meta = dict(cfg.meta or {})
+    notes = cfg.notes if isinstance(cfg.notes, str) else " ".join(cfg.notes or [])
+    result = dict(res.result or {})
+    column = kwargs.get("column") or (", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
+    where = f"{table}.{column}" if column else table
+    examples = _jsonable(list(result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES])
+    observed = _jsonable(result.get("observed_value"))
+
+    if res.exception_info and res.exception_info.get("raised_exception"):
+        detail = f"could not be evaluated: {res.exception_info.get('exception_message')}"
+    elif "unexpected_count" in result and result.get("element_count") is not None:
+        n_bad, n = result["unexpected_count"], result["element_count"]
+        pct = result.get("unexpected_percent") or 0.0
+        detail = f"{n_bad} of {n} values ({pct:.2f}%) unexpected"
+        mostly = kwargs.get("mostly")
+        if mostly is not None and mostly < 1:
+            detail += f" (at most {100 * (1 - mostly):.2f}% allowed)"
+        if examples and (mostly is None or mostly >= 1):
+            # With a partial `mostly` bound the "unexpected" values are the common ones: not worth quoting.
+            detail += f", e.g. {examples}"
+    else:
+        detail = f"observed {_short(observed)}, expected {_expected(kwargs)}"
+    label = cfg.description or cfg.type
+    message = f"{where}: {label} [{cfg.type}] — {detail}."
+    if notes:
+        message += f" {notes}"
+    return {
+        "table": table,
+        "expectation_type": cfg.type,
+        "column": column,
+        "check": meta.get("check"),
+        "observed_value": observed,
+        "unexpected_count": _jsonable(result.get("unexpected_count")),
+        "unexpected_examples": examples,
+        "message": message,
+    }
+
+
+def _expected(kwargs: Mapping[str, Any]) -> str:
+    if "column_set" in kwargs:
+        return f"exactly the columns {sorted(kwargs['column_set'])}"
+    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+    if lo is not None and hi is not None:
+        return f"between {_short(lo)} and {_short(hi)}"
+    if lo is not None:
+        return f"at least {_short(lo)}"
+    if hi is not None:
+        return f"at most {_short(hi)}"
+    if "value" in kwargs:
+        return f"{_short(kwargs['value'])}"
+    return "a different value"
+
+
+def _format_failures(message: str) -> list[dict[str, Any]]:
+    """Split a BatchFormatError message ("tbl: ...; tbl.col: ...") into one failure per problem."""
+    out = []
+    for part in filter(None, (p.strip() for p in message.split("; "))):
+        head = part.split(":", 1)[0]
+        table, _, column = head.partition(".")
+        if table not in TABLES:
+            table, column = "batch", ""
+        out.append(
+            {
+                "table": table,
+                "expectation_type": "readable_batch",
+                "column": column or None,
+                "check": "format",
+                "observed_value": None,
+                "unexpected_count": None,
+                "unexpected_examples": [],
+                "message": f"{part} (file missing, unreadable or not matching the schema).",
+            }
+        )
+    return out
+
+
+def _docs_index(context: FileDataContext) -> Path | None:
+    urls = context.get_docs_sites_urls(site_name=DOCS_SITE, only_if_exists=False)
+    return _url_to_path(urls[0]["site_url"]) if urls and urls[0].get("site_url") else None
+
+
+def _url_to_path(url: str) -> Path:
+    return Path(unquote(urlparse(url).path)) if url.startswith("file:") else Path(url)
+
+
+def _quiet(fn: Any) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - Data Docs are a convenience; never mask the real failure
+        log.warning("Could not build Data Docs", exc_info=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _gx_lock(settings: Settings) -> Iterator[None]:
+    """Serialise validations: they share the staging folder and the GX stores."""
+    settings.gx_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.gx_dir / ".gate.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _report_dir(settings: Settings, batch_id: str) -> Path:
+    return settings.reports_dir / "validation" / batch_id
+
+
+def _write_report(report: ValidationReport, report_dir: Path) -> None:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(report_dir / "summary.md", render_summary(report))
+    _atomic_write(report_dir / "report.json", _dumps(report.to_dict()))
+
+
+def _stored_accepted_report(settings: Settings, batch_id: str) -> ValidationReport:
+    for path in (settings.batches_dir / f"{batch_id}.report.json", _report_dir(settings, batch_id) / "report.json"):
+        if path.exists():
+            report = ValidationReport.from_dict(json.loads(path.read_text()))
+            if report.success:
+                return report
+    # Accepted before this gate stored reports (or the report was deleted): do not re-judge freshness.
+    log.warning("Batch %s is accepted but has no stored report; returning a minimal one", batch_id)
+    return ValidationReport(
+        batch_id=batch_id,
+        success=True,
+        evaluated=0,
+        failed=[],
+        row_counts={},
+        data_docs_index=None,
+        summary_path=None,
+        location=str(settings.batches_dir / batch_id),
+    )
+
+
+def _write_pointer(settings: Settings, batch_id: str) -> None:
+    _atomic_write(settings.current_pointer, batch_id + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + os.replace, so readers see the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _landing_batches(settings: Settings) -> list[Path]:
+    if not settings.landing_dir.is_dir():
+        return []
+    # Dot/underscore folders are batches still being written (write-then-rename) or tool droppings.
+    return [p for p in settings.landing_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+
+
+def _utc(ts: dt.datetime | None) -> dt.datetime:
+    if ts is None:
+        return dt.datetime.now(dt.timezone.utc)
+    ts = pd.Timestamp(ts)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    value = _jsonable(value)
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types from GX/pandas/numpy values (timestamps become ISO strings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if value is None or isinstance(value, (int, str)):
+        return value
+    with contextlib.suppress(TypeError, ValueError):
+        if pd.isna(value):
+            return None
+    return str(value)

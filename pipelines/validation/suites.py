@@ -1,0 +1,261 @@
+"""Great Expectations suites for the raw tables, generated from :mod:`pipelines.data.schema`.
+
+Every rule that the schema states (columns, nullability, bounds, allowed values, keys, foreign keys, time
+columns) becomes one expectation; nothing is written out per table by hand except a few sanity bounds on
+distributions that no schema field expresses (:data:`SANITY_CHECKS`).
+
+Values that change from batch to batch are *suite parameters* (``{"$PARAMETER": name}``) supplied at run time
+by :func:`expectation_parameters`, so the stored suites stay identical across runs:
+
+* ``fk__<table>__<column>``: the key set of a referenced table (referential integrity);
+* ``fresh_after`` / ``not_after``: the freshness window derived from ``as_of``.
+
+Every expectation carries ``meta`` (``table``, ``check``: a short machine-readable kind) and ``notes`` (why the
+rule exists), which the gate's summary and the Data Docs show next to each failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pandas as pd
+
+from pipelines.data.schema import TABLES, EVENT_TYPES, ForeignKey, TableSchema
+from pipelines.settings import ValidationSettings
+
+SUITE_PREFIX = "raw_"
+"""Suite (and validation definition) names are ``raw_<table>``."""
+
+FRESHNESS_TABLES = ("events", "orders", "daily_sales")
+"""Tables whose newest row must be recent. Customers' signups may legitimately be old."""
+
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+"""Rows may be this far ahead of ``as_of`` (clock skew); anything later is a time-zone or clock bug."""
+
+# Sanity bounds a plausible shop satisfies; deliberately wide so they only catch broken units or generators.
+ORDER_AMOUNT_MEAN = (1.0, 10_000.0)
+MAX_MEAN_QUANTITY = 20.0
+PURCHASE_SHARE = (0.001, 0.5)
+
+FRESH_AFTER = "fresh_after"
+NOT_AFTER = "not_after"
+
+
+def suite_name(table: str) -> str:
+    """Name of the suite (and of its validation definition) for ``table``."""
+    return f"{SUITE_PREFIX}{table}"
+
+
+def fk_parameter(fk: ForeignKey) -> str:
+    """Suite-parameter name holding the key set that ``fk`` must reference."""
+    return f"fk__{fk.table}__{fk.ref_column}"
+
+
+def _param(name: str) -> dict[str, str]:
+    return {"$PARAMETER": name}
+
+
+def _meta(table: str, check: str, **extra: object) -> dict[str, object]:
+    return {"table": table, "check": check, **extra}
+
+
+def _sanity_orders() -> list[gxe.Expectation]:
+    lo, hi = ORDER_AMOUNT_MEAN
+    return [
+        gxe.ExpectColumnMeanToBeBetween(
+            column="amount",
+            min_value=lo,
+            max_value=hi,
+            meta=_meta("orders", "distribution"),
+            notes=f"Mean order-line amount outside [{lo:g}, {hi:g}] means broken prices or currency units.",
+        ),
+        gxe.ExpectColumnMeanToBeBetween(
+            column="quantity",
+            max_value=MAX_MEAN_QUANTITY,
+            meta=_meta("orders", "distribution"),
+            notes=f"A retail shop sells a few units per line; a mean above {MAX_MEAN_QUANTITY:g} means bulk/test data.",
+        ),
+    ]
+
+
+def _sanity_events() -> list[gxe.Expectation]:
+    lo, hi = PURCHASE_SHARE
+    others = [t for t in EVENT_TYPES if t != "purchase"]
+    # GX has no "share of a value" expectation; `mostly` on an in-set check expresses exactly that bound.
+    return [
+        gxe.ExpectColumnValuesToBeInSet(
+            column="event_type",
+            value_set=["purchase"],
+            mostly=lo,
+            description=f"At least {lo:.1%} of events are purchases",
+            meta=_meta("events", "distribution", bound="min purchase share", value=lo),
+            notes="Almost no purchases means the purchase tracking (or the event export) is broken.",
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="event_type",
+            value_set=others,
+            mostly=1.0 - hi,
+            description=f"At most {hi:.0%} of events are purchases",
+            meta=_meta("events", "distribution", bound="max purchase share", value=hi),
+            notes="Views and carts must dominate the funnel; mostly purchases means views are missing.",
+        ),
+    ]
+
+
+SANITY_CHECKS: dict[str, Callable[[], list[gxe.Expectation]]] = {
+    "orders": _sanity_orders,
+    "events": _sanity_events,
+}
+"""Distribution bounds per table that the schema cannot state."""
+
+
+def build_expectations(schema: TableSchema, validation: ValidationSettings) -> list[gxe.Expectation]:
+    """All expectations for one raw table, derived from its schema.
+
+    Args:
+        schema: The table contract.
+        validation: Thresholds (``min_rows``; staleness enters through suite parameters).
+
+    Returns:
+        Expectations in a stable order (table level, columns, keys, foreign keys, time, sanity).
+    """
+    t = schema.name
+    out: list[gxe.Expectation] = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=schema.column_names,
+            exact_match=True,
+            meta=_meta(t, "columns"),
+            notes="Downstream feature code relies on exactly the contract's columns.",
+        ),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=validation.min_rows,
+            meta=_meta(t, "row_count"),
+            notes=f"Fewer than {validation.min_rows} rows means a truncated or failed export.",
+        ),
+    ]
+    for col in schema.columns:
+        if not col.nullable:
+            out.append(
+                gxe.ExpectColumnValuesToNotBeNull(
+                    column=col.name,
+                    meta=_meta(t, "not_null"),
+                    notes=f"{t}.{col.name} is required by the schema. {col.description}".strip(),
+                )
+            )
+        if col.min_value is not None or col.max_value is not None:
+            out.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=col.name,
+                    min_value=col.min_value,
+                    max_value=col.max_value,
+                    meta=_meta(t, "range"),
+                    notes=f"Schema bounds of {t}.{col.name}. {col.description}".strip(),
+                )
+            )
+        if col.allowed is not None:
+            out.append(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=col.name,
+                    value_set=list(col.allowed),
+                    meta=_meta(t, "allowed_values"),
+                    notes=f"{t}.{col.name} must be one of {', '.join(col.allowed)}.",
+                )
+            )
+    pk = list(schema.primary_key)
+    if len(pk) == 1:
+        out.append(
+            gxe.ExpectColumnValuesToBeUnique(
+                column=pk[0], meta=_meta(t, "primary_key"), notes=f"{pk[0]} is the primary key of {t}."
+            )
+        )
+    else:
+        out.append(
+            gxe.ExpectCompoundColumnsToBeUnique(
+                column_list=pk,
+                meta=_meta(t, "primary_key"),
+                notes=f"({', '.join(pk)}) is the primary key of {t}.",
+            )
+        )
+    for fk in schema.foreign_keys:
+        # The parent's key set is a suite parameter: pandas evaluates it as one hashed `isin`, which stays
+        # fast for thousands of ids, and the stored suite does not change with every batch.
+        out.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=fk.column,
+                value_set=_param(fk_parameter(fk)),
+                mostly=1.0,
+                description=f"Every {t}.{fk.column} exists in {fk.table}.{fk.ref_column}",
+                meta=_meta(t, "foreign_key", references=f"{fk.table}.{fk.ref_column}"),
+                notes=f"Referential integrity: {t}.{fk.column} references {fk.table}.{fk.ref_column}.",
+            )
+        )
+    if schema.time_column:
+        tc = schema.time_column
+        if t in FRESHNESS_TABLES:
+            out.append(
+                gxe.ExpectColumnMaxToBeBetween(
+                    column=tc,
+                    min_value=_param(FRESH_AFTER),
+                    description=(
+                        f"Newest {t}.{tc} is at most {validation.max_staleness_days:g} days old"
+                    ),
+                    meta=_meta(t, "freshness", max_staleness_days=validation.max_staleness_days),
+                    notes="A stale batch would train and serve on outdated behaviour.",
+                )
+            )
+        out.append(
+            gxe.ExpectColumnMaxToBeBetween(
+                column=tc,
+                max_value=_param(NOT_AFTER),
+                description=f"No {t}.{tc} lies in the future",
+                meta=_meta(t, "not_in_future"),
+                notes="Timestamps after the validation time point to a clock or time-zone bug.",
+            )
+        )
+    if t in SANITY_CHECKS:
+        out.extend(SANITY_CHECKS[t]())
+    return out
+
+
+def build_suite(schema: TableSchema, validation: ValidationSettings) -> gx.ExpectationSuite:
+    """The expectation suite of one table (not yet saved to any Data Context)."""
+    return gx.ExpectationSuite(
+        name=suite_name(schema.name),
+        expectations=build_expectations(schema, validation),
+        meta={"table": schema.name, "notes": schema.description, "generated_from": "pipelines.data.schema"},
+    )
+
+
+def build_suites(validation: ValidationSettings) -> dict[str, gx.ExpectationSuite]:
+    """One suite per raw table, keyed by table name, in the schema's dependency order."""
+    return {name: build_suite(schema, validation) for name, schema in TABLES.items()}
+
+
+def expectation_parameters(
+    tables: Mapping[str, pd.DataFrame], validation: ValidationSettings, as_of: dt.datetime
+) -> dict[str, object]:
+    """Run-time values for the suites' parameters.
+
+    Args:
+        tables: The batch's tables (as read by :func:`pipelines.data.io.read_batch`).
+        validation: Thresholds (``max_staleness_days``).
+        as_of: Time the batch is judged at (timezone-aware, UTC assumed if naive).
+
+    Returns:
+        Parameter name -> value, to pass as ``expectation_parameters`` to a Checkpoint run.
+    """
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    params: dict[str, object] = {
+        FRESH_AFTER: (as_of - pd.Timedelta(days=validation.max_staleness_days)).to_pydatetime(),
+        NOT_AFTER: (as_of + FUTURE_TOLERANCE).to_pydatetime(),
+    }
+    for schema in TABLES.values():
+        for fk in schema.foreign_keys:
+            name = fk_parameter(fk)
+            if name not in params:
+                params[name] = tables[fk.table][fk.ref_column].dropna().unique().tolist()
+    return params

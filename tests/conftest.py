@@ -1,0 +1,63 @@
+"""Shared fixtures: isolated ShopFlow homes and one small end-to-end pipeline run reused by integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.settings import Settings, get_settings
+
+SMALL_CUSTOMERS = 300
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Settings:
+    """Settings with an empty home in tmp_path (also exported, for code that calls get_settings())."""
+    monkeypatch.setenv("SHOPFLOW_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def shopflow(home: Path, *args: str, check: bool = True, timeout: int = 900, **env) -> subprocess.CompletedProcess:
+    """Run the real ``shopflow`` console script against ``home``."""
+    full_env = dict(os.environ, SHOPFLOW_HOME=str(home), SHOPFLOW_CUSTOMERS=str(SMALL_CUSTOMERS), **env)
+    proc = subprocess.run([str(BIN / "shopflow"), *args], env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"shopflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def pipeline_home(tmp_path_factory) -> Path:
+    """A home on which `shopflow run` (Airflow -> GX -> Feast -> MLflow) has completed once, at small scale."""
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    proc = shopflow(home, "run")
+    (home / "first_run.out").write_text(proc.stdout)
+    return home
+
+
+@pytest.fixture
+def pipeline_settings(pipeline_home, monkeypatch) -> Settings:
+    monkeypatch.setenv("SHOPFLOW_HOME", str(pipeline_home))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def require_service(host: str, port: int, name: str) -> None:
+    """Skip outside CI when a production-profile service is absent; in CI its absence is a failure."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} at {host}:{port} is required in CI: {exc}")
+        pytest.skip(f"{name} at {host}:{port} not reachable: {exc}")

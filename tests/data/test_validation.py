@@ -1,0 +1,302 @@
+"""The data-quality gate with real Great Expectations runs on tiny hand-built batches (no GX mocks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.data.io import write_table
+from pipelines.settings import Settings
+from pipelines.validation.gate import (
+    BatchNotFoundError,
+    DataValidationError,
+    ValidationReport,
+    gate,
+    latest_landing_batch,
+    validate_batch,
+)
+
+AS_OF = dt.datetime(2025, 6, 1, 12, tzinfo=dt.timezone.utc)
+
+
+def make_tables(customers: int = 20, end: dt.datetime = AS_OF, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A small shop that satisfies every expectation (about 100 events per customer)."""
+    rng = np.random.default_rng(seed)
+    end_ts = pd.Timestamp(end)
+    n_products = max(10, customers // 10)
+    n_events = customers * 100
+    n_orders = max(10, customers)
+    cust_ids = [f"c{i:05d}" for i in range(customers)]
+    prod_ids = [f"p{i:04d}" for i in range(n_products)]
+    base_price = rng.uniform(5, 200, n_products).round(2)
+
+    customers_df = pd.DataFrame(
+        {
+            "customer_id": cust_ids,
+            "signup_ts": end_ts - pd.to_timedelta(rng.uniform(30, 365, customers), unit="D"),
+            "region": rng.choice(["north", "south", "east", "west"], customers),
+            "segment": rng.choice(["premium", "regular", "budget"], customers),
+        }
+    )
+    products_df = pd.DataFrame(
+        {
+            "product_id": prod_ids,
+            "category": rng.choice(["shoes", "books", "toys"], n_products),
+            "brand": rng.choice(["acme", "globex"], n_products),
+            "base_price": base_price,
+            "cost": (base_price * 0.6).round(2),
+            "image_file": [None] * n_products,
+        }
+    )
+    events_df = pd.DataFrame(
+        {
+            "event_id": [f"e{i:07d}" for i in range(n_events)],
+            "customer_id": rng.choice(cust_ids, n_events),
+            "product_id": rng.choice(prod_ids, n_events),
+            "event_type": rng.choice(["view", "add_to_cart", "purchase"], n_events, p=[0.85, 0.12, 0.03]),
+            "event_ts": end_ts - pd.to_timedelta(rng.uniform(0, 30 * 24 * 3600, n_events), unit="s"),
+        }
+    )
+    events_df.loc[0, "event_ts"] = end_ts - pd.Timedelta(minutes=5)  # fresh even for tiny shops
+    prod_idx = rng.integers(0, n_products, n_orders)
+    qty = rng.integers(1, 4, n_orders)
+    orders_df = pd.DataFrame(
+        {
+            "order_id": [f"o{i:06d}" for i in range(n_orders)],
+            "customer_id": rng.choice(cust_ids, n_orders),
+            "product_id": [prod_ids[i] for i in prod_idx],
+            "order_ts": end_ts - pd.to_timedelta(rng.uniform(0, 30 * 24 * 3600, n_orders), unit="s"),
+            "quantity": qty,
+            "unit_price": base_price[prod_idx],
+            "amount": (qty * base_price[prod_idx]).round(2),
+        }
+    )
+    orders_df.loc[0, "order_ts"] = end_ts - pd.Timedelta(hours=1)
+    days = pd.date_range(end=end_ts.normalize() - pd.Timedelta(days=1), periods=3, freq="D")
+    grid = pd.MultiIndex.from_product([prod_ids, days], names=["product_id", "date"]).to_frame(index=False)
+    grid["price"] = np.repeat(base_price, len(days))
+    grid["units"] = rng.integers(0, 20, len(grid))
+    return {
+        "customers": customers_df,
+        "products": products_df,
+        "events": events_df,
+        "orders": orders_df,
+        "daily_sales": grid,
+    }
+
+
+def land(settings: Settings, batch_id: str, tables: dict[str, pd.DataFrame]) -> Path:
+    batch_dir = settings.landing_dir / batch_id
+    for name, df in tables.items():
+        write_table(df, batch_dir, name)
+    return batch_dir
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def good() -> dict[str, pd.DataFrame]:
+    return make_tables()
+
+
+def _copy(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return {k: v.copy() for k, v in tables.items()}
+
+
+def test_valid_batch_passes_and_becomes_current(settings: Settings, good) -> None:
+    land(settings, "b1", good)
+    report = gate("b1", settings, as_of=AS_OF)
+
+    assert report.success, report.summary()
+    assert report.failed == []
+    assert report.evaluated > 50
+    assert report.row_counts["events"] == len(good["events"])
+    assert settings.current_pointer.read_text().strip() == "b1"
+    assert settings.current_batch_dir() == settings.batches_dir / "b1"
+    assert not (settings.landing_dir / "b1").exists()
+    assert (settings.batches_dir / "b1.report.json").exists()
+    # The batch folder itself keeps only the tables, so its content hash is unchanged.
+    assert sorted(p.name for p in (settings.batches_dir / "b1").iterdir()) == sorted(
+        f"{t}.parquet" for t in good
+    )
+    assert report.data_docs_index is not None and report.data_docs_index.exists()
+    assert report.summary_path is not None and "PASSED" in report.summary_path.read_text()
+    assert set(report.data_docs_pages) == set(good)
+    json.dumps(report.to_dict())  # usable as an Airflow XCom
+    assert ValidationReport.from_dict(report.to_dict()) == report
+
+
+def test_rerunning_a_good_batch_is_idempotent(settings: Settings, good) -> None:
+    land(settings, "b1", good)
+    first = gate("b1", settings, as_of=AS_OF)
+    mtime = (settings.batches_dir / "b1.report.json").stat().st_mtime_ns
+    second = gate("b1", settings)  # no as_of: a re-judgement "now" would be stale, so proves no re-run
+    assert second == first
+    assert (settings.batches_dir / "b1.report.json").stat().st_mtime_ns == mtime
+    assert settings.current_pointer.read_text().strip() == "b1"
+
+    # Validating the same folder twice reuses the GX project and gives the same verdict.
+    land(settings, "b2", good)
+    a = validate_batch(settings.landing_dir / "b2", settings, as_of=AS_OF)
+    b = validate_batch(settings.landing_dir / "b2", settings, as_of=AS_OF)
+    assert a.success and b.success and a.evaluated == b.evaluated
+
+
+def _corrupt_nulls(t):
+    t["customers"].loc[3, "region"] = None
+
+
+def _corrupt_duplicate_pk(t):
+    t["orders"].loc[5, "order_id"] = t["orders"].loc[4, "order_id"]
+
+
+def _corrupt_compound_pk(t):
+    t["daily_sales"] = pd.concat([t["daily_sales"], t["daily_sales"].iloc[[0]]], ignore_index=True)
+
+
+def _corrupt_fk(t):
+    t["orders"].loc[2, "customer_id"] = "ghost-customer"
+
+
+def _corrupt_negative_amount(t):
+    t["orders"].loc[1, "amount"] = -10.0
+
+
+def _corrupt_bad_event_type(t):
+    t["events"].loc[0, "event_type"] = "refund"
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "table", "column", "expectation_type", "example"),
+    [
+        (_corrupt_nulls, "customers", "region", "expect_column_values_to_not_be_null", None),
+        (_corrupt_duplicate_pk, "orders", "order_id", "expect_column_values_to_be_unique", "o000004"),
+        (_corrupt_compound_pk, "daily_sales", "product_id, date", "expect_compound_columns_to_be_unique", None),
+        (_corrupt_fk, "orders", "customer_id", "expect_column_values_to_be_in_set", "ghost-customer"),
+        (_corrupt_negative_amount, "orders", "amount", "expect_column_values_to_be_between", -10.0),
+        (_corrupt_bad_event_type, "events", "event_type", "expect_column_values_to_be_in_set", "refund"),
+    ],
+    ids=["nulls", "duplicate-pk", "compound-pk", "orphan-fk", "negative-amount", "bad-event-type"],
+)
+def test_corrupted_batch_is_named_in_the_summary(
+    settings: Settings, good, corrupt, table, column, expectation_type, example
+) -> None:
+    tables = _copy(good)
+    corrupt(tables)
+    land(settings, "bad", tables)
+    report = validate_batch(settings.landing_dir / "bad", settings, as_of=AS_OF)
+
+    assert not report.success
+    hits = [f for f in report.failed if f["table"] == table and f["column"] == column]
+    assert [f["expectation_type"] for f in hits] == [expectation_type], report.summary()
+    if example is not None:
+        assert example in hits[0]["unexpected_examples"]
+    summary = report.summary_path.read_text()
+    assert f"{table}.{column}" in summary and expectation_type in summary
+    json.dumps(report.to_dict())
+
+
+def test_stale_batch_fails_freshness(settings: Settings, good) -> None:
+    land(settings, "old", good)
+    report = validate_batch(settings.landing_dir / "old", settings, as_of=AS_OF + dt.timedelta(days=30))
+    assert not report.success
+    stale = {(f["table"], f["column"]) for f in report.failed if f["check"] == "freshness"}
+    assert stale == {("events", "event_ts"), ("orders", "order_ts"), ("daily_sales", "date")}
+    assert {f["expectation_type"] for f in report.failed} == {"expect_column_max_to_be_between"}
+    assert "at most 3 days old" in report.summary_path.read_text()
+
+
+def test_future_timestamps_fail(settings: Settings, good) -> None:
+    land(settings, "future", good)
+    report = validate_batch(settings.landing_dir / "future", settings, as_of=AS_OF - dt.timedelta(days=10))
+    assert not report.success
+    assert "not_in_future" in {f["check"] for f in report.failed}
+
+
+def test_distribution_bounds(settings: Settings, good) -> None:
+    tables = _copy(good)
+    tables["events"]["event_type"] = "purchase"  # every event a purchase: funnel is broken
+    tables["orders"]["quantity"] = 500
+    land(settings, "odd", tables)
+    report = validate_batch(settings.landing_dir / "odd", settings, as_of=AS_OF)
+    failed = {(f["table"], f["column"], f["check"]) for f in report.failed}
+    assert ("events", "event_type", "distribution") in failed
+    assert ("orders", "quantity", "distribution") in failed
+
+
+def test_missing_column_and_unreadable_file_are_reported(settings: Settings, good) -> None:
+    tables = _copy(good)
+    tables["orders"] = tables["orders"].drop(columns=["amount"])
+    batch = land(settings, "broken", tables)
+    (batch / "customers.parquet").write_bytes(b"this is not parquet")
+
+    report = validate_batch(batch, settings, as_of=AS_OF)
+    assert not report.success and report.evaluated == 0
+    tables_named = {f["table"] for f in report.failed}
+    assert tables_named == {"customers", "orders"}
+    summary = report.summary_path.read_text()
+    assert "missing column(s) amount" in summary and "cannot read customers.parquet" in summary
+    assert report.data_docs_index is not None and report.data_docs_index.exists()
+
+
+def test_failed_batch_is_quarantined_and_current_untouched(settings: Settings, good) -> None:
+    land(settings, "good1", good)
+    gate("good1", settings, as_of=AS_OF)
+
+    tables = _copy(good)
+    _corrupt_fk(tables)
+    _corrupt_negative_amount(tables)
+    land(settings, "bad1", tables)
+    with pytest.raises(DataValidationError) as err:
+        gate("bad1", settings, as_of=AS_OF)
+
+    report = err.value.report
+    assert "orders.customer_id" in str(err.value) and "orders.amount" in str(err.value)
+    quarantined = settings.quarantine_dir / "bad1"
+    assert quarantined.is_dir() and (quarantined / "orders.parquet").exists()
+    assert "orders.customer_id" in (quarantined / "summary.md").read_text()
+    assert str(report.data_docs_index) in (quarantined / "summary.md").read_text()
+    assert report.data_docs_index.name == "index.html" and report.data_docs_index.exists()
+    assert not (settings.landing_dir / "bad1").exists()
+    assert not (settings.batches_dir / "bad1").exists()
+    assert settings.current_pointer.read_text().strip() == "good1"
+    assert (settings.batches_dir / "good1" / "orders.parquet").exists()
+
+    # A retry of the quarantined id fails the same way instead of "not found".
+    with pytest.raises(DataValidationError):
+        gate("bad1", settings, as_of=AS_OF)
+
+
+def test_unreadable_batch_is_quarantined_not_a_traceback(settings: Settings, good) -> None:
+    tables = _copy(good)
+    del tables["products"]
+    land(settings, "noproducts", tables)
+    with pytest.raises(DataValidationError, match="products"):
+        gate("noproducts", settings, as_of=AS_OF)
+    assert (settings.quarantine_dir / "noproducts" / "summary.md").exists()
+    assert not settings.current_pointer.exists()
+
+
+def test_unknown_batch_is_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(BatchNotFoundError, match="nope"):
+        gate("nope", settings)
+
+
+def test_latest_landing_batch(settings: Settings, good) -> None:
+    import os
+
+    assert latest_landing_batch(settings) is None
+    older = land(settings, "older", {"customers": good["customers"]})
+    newer = land(settings, "newer", {"customers": good["customers"]})
+    (settings.landing_dir / ".partial").mkdir()
+    os.utime(older, (1_000, 1_000))
+    os.utime(newer, (2_000, 2_000))
+    assert latest_landing_batch(settings) == "newer"
