@@ -302,8 +302,8 @@ def _context(settings: Settings) -> FileDataContext:
         logging.getLogger(name).setLevel(logging.WARNING)
     settings.gx_dir.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", context_root_dir=settings.gx_dir)
-    bars = context.variables.progress_bars
-    if bars is None or bars.globally:
+    bars = context.variables.progress_bars  # a ProgressBarsConfig when set in-process, a dict when reloaded
+    if bars is None or any(bool(bars[k]) for k in ("globally", "metric_calculations") if k in bars):
         # tqdm "Calculating Metrics" bars would flood Airflow task logs; persisted once in the config.
         context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         context.variables.save()
