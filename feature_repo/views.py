@@ -82,7 +82,7 @@ product_sales = FeatureView(
     ttl=PRODUCT_TTL,
     schema=[
         Field(name="product_id", dtype=String),
-        Field(name="price_7d_avg", dtype=Float64, description="Mean daily price over 7 days (list price if no sales data)."),
+        Field(name="price_7d_avg", dtype=Float64, description="Mean daily price over 7 days (list price if no sales)."),
         Field(name="units_7d", dtype=Int64, description="Units sold store-wide in the last 7 days."),
         Field(name="units_28d", dtype=Int64, description="Units sold store-wide in the last 28 days."),
         Field(name="views_7d", dtype=Int64, description="Product views in the last 7 days."),

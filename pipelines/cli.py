@@ -78,7 +78,7 @@ def data_import(directory: Path = typer.Argument(..., help="Folder with one Parq
         result = import_batch(directory, s.landing_dir)
     except BatchFormatError as exc:
         console.print(f"[bold red]cannot import {directory}[/]")
-        for problem in str(exc).split("; "):
+        for problem in exc.problems:
             console.print(f"  - {problem}")
         console.print("See docs/data-schema.md for the expected files and columns.")
         raise typer.Exit(1)

@@ -34,8 +34,8 @@ Extra browsing views arrive at rate ``3 * lambda`` while alive (70 % from the cu
 distribution, 30 % by global popularity); 6 % of them are followed by an abandoned add_to_cart.
 
 Ground truth (written to ``truth_root/<batch_id>/``, never into the batch):
-    * ``customers_truth.parquet``: customer_id, signup_ts, purchase_rate, churn_hazard, death_ts (NaT if alive
-      at the end of the history), spend_scale, mean_spend (expected order amount, averaging the daily prices
+    * ``customers_truth.parquet``: customer_id, signup_ts, segment, purchase_rate, churn_hazard, death_ts (NaT if
+      alive at the end of the history), spend_scale, mean_spend (expected order amount, averaging the daily prices
       over the history), pref_<category> (the taste vector).
     * ``products_truth.parquet``: product_id, category, elasticity, base_demand, popularity.
     * ``meta.json``: seed, customers, products, history_days, start, end, batch_id, row counts.
@@ -56,7 +56,6 @@ import io as _bytes_io
 import json
 import logging
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +65,6 @@ import pandas as pd
 from PIL import Image
 
 from pipelines.data import io
-from pipelines.data.schema import TABLES
 
 logger = logging.getLogger(__name__)
 
@@ -506,7 +504,7 @@ def generate(
         truth_root: Parent of truth folders; the truth goes to ``truth_root/<batch_id>``.
         customers: Number of customers; the catalogue has ``max(40, customers // 25)`` products.
         seed: Seed of every random draw; the same arguments give byte-identical files and the same batch id.
-        end: Last day of the history (default: today, UTC); the newest events lie on this day.
+        end: Last day of the history (default: yesterday, UTC); the newest events lie on this day.
         history_days: Length of the history in days, ``end`` included.
 
     Returns:
@@ -517,7 +515,8 @@ def generate(
     if history_days <= NO_SIGNUP_DAYS + 30:
         raise ValueError(f"history_days must exceed {NO_SIGNUP_DAYS + 30}")
     started = time.perf_counter()
-    end = end or dt.datetime.now(dt.UTC).date()
+    # Yesterday, so the whole last day lies in the past (feature snapshots and materialization never see the future).
+    end = end or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     start = pd.Timestamp(end, tz="UTC") - pd.Timedelta(days=history_days - 1)
     days = pd.date_range(start, periods=history_days, freq="D")
     horizon = float(history_days)  # end of the last day, in days since start
@@ -635,8 +634,7 @@ def _write_truth(
     truth_root: Path, batch_id: str, customers_truth: pd.DataFrame, products_truth: pd.DataFrame, meta: dict
 ) -> Path:
     """Write the truth folder atomically (it is deterministic, so an existing one is kept)."""
-    truth_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=truth_root))
+    tmp = io.make_tmp_dir(truth_root)
     try:
         io.write_table(customers_truth, tmp, "customers_truth")
         io.write_table(products_truth, tmp, "products_truth")
@@ -731,7 +729,6 @@ def expected_spend(customers_truth: pd.DataFrame, cutoff: pd.Timestamp, horizon_
 __all__ = [
     "CATEGORIES",
     "GeneratedBatch",
-    "TABLES",
     "churn_probability",
     "expected_spend",
     "generate",

@@ -8,14 +8,17 @@ images) into a hidden temporary folder next to the destination, hashes it, and r
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipelines.data.schema import TABLES, TableSchema
@@ -58,14 +61,14 @@ def table_path(batch_dir: Path, table: str) -> Path | None:
 
 def _examples(raw: pd.Series, bad: pd.Series) -> str:
     """``row 3: 'x', row 7: 'y'`` for the first offending values (rows counted from 1, header excluded)."""
-    positions = [i for i, flag in enumerate(bad.to_numpy()) if flag][:MAX_EXAMPLES]
+    positions = np.flatnonzero(bad.to_numpy(dtype=bool))[:MAX_EXAMPLES]
     return ", ".join(f"row {i + 1}: {raw.iloc[i]!r}" for i in positions)
 
 
 def _present(s: pd.Series) -> pd.Series:
     """Cells holding a value: not null and not blank (blank CSV cells mean null)."""
     if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
-        return s.notna() & (s.astype("string").str.strip() != "")
+        return (s.notna() & (s.astype("string").str.strip() != "")).fillna(False).astype(bool)
     return s.notna()
 
 
@@ -157,10 +160,28 @@ def read_table(batch_dir: Path, table: str) -> pd.DataFrame:
     if path is None:
         raise BatchFormatError(f"{table}: no {table}.parquet or {table}.csv in {batch_dir}")
     try:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes a readable report
-        raise BatchFormatError(f"{table}: cannot read {path.name} ({type(exc).__name__}: {exc})") from exc
+        raise BatchFormatError(f"{table}: cannot read {path.name} ({type(exc).__name__}: {exc})".strip()) from exc
     return coerce(df, schema)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """All cells as text; a row with more fields than the header is an error (e.g. an unquoted comma)."""
+    with warnings.catch_warnings():
+        # index_col=False stops pandas from silently turning the first column into the index when the first
+        # row is too long; it warns instead, and the warning becomes an error here.
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(path, dtype=str, index_col=False)
+        except pd.errors.ParserWarning:
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.reader(fh)
+                width = len(next(reader))
+                row = next(i for i, fields in enumerate(reader, start=1) if len(fields) > width)
+            raise ValueError(
+                f"row {row} has more fields than the header (a comma inside an unquoted value?)"
+            ) from None
 
 
 def read_batch(batch_dir: Path) -> dict[str, pd.DataFrame]:
@@ -192,6 +213,14 @@ def batch_hash(batch_dir: Path) -> str:
         digest.update(path.relative_to(batch_dir).as_posix().encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
+
+
+def make_tmp_dir(parent: Path) -> Path:
+    """A new hidden work folder inside ``parent`` (same file system, so :func:`publish_dir` can rename it)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".incoming-", dir=parent))
+    tmp_dir.chmod(0o755)  # mkdtemp makes it private; published batches must be readable by other services
+    return tmp_dir
 
 
 def publish_dir(tmp_dir: Path, target: Path) -> bool:
@@ -237,8 +266,7 @@ def store_batch(
     missing = [name for name in TABLES if name not in tables]
     if missing:
         raise ValueError(f"store_batch needs every table; missing {', '.join(missing)}")
-    landing_dir.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".incoming-", dir=landing_dir))
+    tmp_dir = make_tmp_dir(landing_dir)
     try:
         for name, schema in TABLES.items():
             write_table(normalise(tables[name], schema), tmp_dir, name)

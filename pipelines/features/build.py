@@ -50,24 +50,30 @@ def build_feature_tables(batch_dir: Path, settings) -> dict[str, Path]:
 
     Raises:
         pipelines.data.io.BatchFormatError: if a raw table is missing or malformed.
-        ValueError: if the batch holds no events, orders or daily sales to anchor the snapshots on.
+        ValueError: if the batch holds neither events nor orders to anchor the snapshots on.
     """
-    tables = {name: read_table(Path(batch_dir), name) for name in ("customers", "products", "events", "orders", "daily_sales")}
+    raw = ("customers", "products", "events", "orders", "daily_sales")
+    tables = {name: read_table(Path(batch_dir), name) for name in raw}
     frames = compute_feature_tables(tables)
     return write_atomically(frames, settings.features_dir)
 
 
 def compute_feature_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The feature tables (in memory) for raw tables as returned by ``read_batch``."""
+    """The feature tables, in memory, from raw tables as returned by ``pipelines.data.io.read_batch``.
+
+    Customer snapshots fall every 7 days back from :func:`snapshot_end`, product snapshots every day; both stop at
+    the first time with a full day of activity before it.
+    """
     tables = _normalised(tables)
-    first_day, end = data_span(tables)
-    created = end  # rows are what was knowable once the batch closed; deterministic so reruns give identical files
+    first_day, end = _activity_span(tables["events"], tables["orders"])
+    # "Created" when the batch closed: deterministic, so the same batch always gives byte-identical files.
+    created = end
     customer_times = _snapshot_times(first_day, end, CUSTOMER_SNAPSHOT_EVERY)
     product_times = _snapshot_times(first_day, end, PRODUCT_SNAPSHOT_EVERY)
 
     grid = _customer_grid(tables["customers"], customer_times)
     frames = {
-        "customer_rfm": _customer_rfm(grid, tables["customers"], tables["orders"]),
+        "customer_rfm": _customer_rfm(grid, tables["orders"]),
         "customer_activity": _customer_activity(grid, tables["events"]),
         "customer_category_mix": _customer_category_mix(grid, tables["orders"], tables["products"]),
         "product_sales": _product_sales(tables["products"], tables["daily_sales"], tables["events"], product_times),
@@ -82,21 +88,28 @@ def _normalised(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     times = {"customers": "signup_ts", "events": "event_ts", "orders": "order_ts", "daily_sales": "date"}
     out = dict(tables)
     for table, col in times.items():
-        out[table] = tables[table].assign(**{col: pd.to_datetime(tables[table][col], utc=True).astype("datetime64[ns, UTC]")})
+        stamps = pd.to_datetime(tables[table][col], utc=True).astype("datetime64[ns, UTC]")
+        out[table] = tables[table].assign(**{col: stamps})
     return out
 
 
-def data_span(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``(first data day, end)`` where ``end`` is midnight UTC after the batch's last day of activity.
+def snapshot_end(events: pd.DataFrame, orders: pd.DataFrame) -> pd.Timestamp:
+    """Anchor of every snapshot grid: midnight UTC after the last day with an event or an order.
 
     Raises:
-        ValueError: if there is no dated activity at all.
+        ValueError: if there are no events and no orders.
     """
+    return _activity_span(events, orders)[1]
+
+
+def _activity_span(events: pd.DataFrame, orders: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``(first day, end)`` of customer activity; ``end`` is exclusive (midnight after the last day)."""
     stamps = pd.concat(
-        [tables["events"]["event_ts"], tables["orders"]["order_ts"], tables["daily_sales"]["date"]], ignore_index=True
+        [pd.to_datetime(events["event_ts"], utc=True), pd.to_datetime(orders["order_ts"], utc=True)],
+        ignore_index=True,
     ).dropna()
     if stamps.empty:
-        raise ValueError("batch has no events, orders or daily sales: nothing to anchor feature snapshots on")
+        raise ValueError("batch has no events and no orders: nothing to anchor feature snapshots on")
     return stamps.min().floor("D"), stamps.max().floor("D") + DAY
 
 
@@ -109,7 +122,8 @@ def _snapshot_times(first_day: pd.Timestamp, end: pd.Timestamp, every: pd.Timede
 def _customer_grid(customers: pd.DataFrame, times: pd.DatetimeIndex) -> pd.DataFrame:
     """One row per (customer, snapshot time) for customers who had signed up strictly before that time."""
     signup = customers["signup_ts"]
-    cust_idx, time_idx = np.nonzero(signup.to_numpy("datetime64[ns]")[:, None] < times.to_numpy("datetime64[ns]")[None, :])
+    signed_up = signup.to_numpy("datetime64[ns]")[:, None] < times.to_numpy("datetime64[ns]")[None, :]
+    cust_idx, time_idx = np.nonzero(signed_up)
     return pd.DataFrame(
         {
             "customer_id": customers["customer_id"].astype(str).to_numpy()[cust_idx],
@@ -162,7 +176,8 @@ def _window_sums(
 def _last_before(grid: pd.DataFrame, rows: pd.DataFrame, key: str, time: str) -> pd.Series:
     """Per grid row, the latest ``time`` of the same ``key`` strictly before the snapshot (NaT if none)."""
     right = rows[[key, time]].dropna().sort_values(time, kind="stable").assign(_last=lambda d: d[time])
-    left = grid[[key, "event_timestamp"]].assign(_row=np.arange(len(grid))).sort_values("event_timestamp", kind="stable")
+    left = grid[[key, "event_timestamp"]].assign(_row=np.arange(len(grid)))
+    left = left.sort_values("event_timestamp", kind="stable")
     merged = pd.merge_asof(
         left, right, left_on="event_timestamp", right_on=time, by=key, direction="backward", allow_exact_matches=False
     )
@@ -179,11 +194,16 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
+def _money(values: pd.Series) -> np.ndarray:
+    """Window totals are differences of running sums: round away the float noise (a 0-order window must be 0.0)."""
+    return np.round(values.to_numpy(dtype="float64"), 6)
+
+
 def _keys(grid: pd.DataFrame) -> pd.DataFrame:
     return grid[["customer_id", "event_timestamp"]].reset_index(drop=True)
 
 
-def _customer_rfm(grid: pd.DataFrame, customers: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+def _customer_rfm(grid: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
     """Recency, frequency and monetary value per snapshot (orders are order lines)."""
     rows = orders[["customer_id", "order_ts", "amount"]].astype({"customer_id": str}).assign(n=1)
     sums = _window_sums(
@@ -201,9 +221,9 @@ def _customer_rfm(grid: pd.DataFrame, customers: pd.DataFrame, orders: pd.DataFr
     # Never-ordered customers get their tenure as recency: "as long ago as they could have" keeps it finite.
     out["recency_days"] = _days(t - last.fillna(signup))
     out["frequency_90d"] = sums["90d"]["n"].to_numpy(dtype="int64")
-    out["monetary_90d"] = sums["90d"]["amount"].to_numpy(dtype="float64")
+    out["monetary_90d"] = _money(sums["90d"]["amount"])
     out["frequency_365d"] = sums["365d"]["n"].to_numpy(dtype="int64")
-    out["monetary_365d"] = sums["365d"]["amount"].to_numpy(dtype="float64")
+    out["monetary_365d"] = _money(sums["365d"]["amount"])
     out["avg_order_value"] = _ratio(sums["all"]["amount"], sums["all"]["n"])
     out["tenure_days"] = _days(t - signup)
     return out
@@ -255,7 +275,8 @@ def _customer_category_mix(grid: pd.DataFrame, orders: pd.DataFrame, products: p
         return out
     # Query only the (customer, category) pairs that ever occur, not customers x all categories.
     pairs = rows[["customer_id", "category"]].drop_duplicates()
-    pair_grid = grid[["customer_id", "event_timestamp"]].assign(_row=np.arange(len(grid))).merge(pairs, on="customer_id")
+    pair_grid = grid[["customer_id", "event_timestamp"]].assign(_row=np.arange(len(grid)))
+    pair_grid = pair_grid.merge(pairs, on="customer_id")
     counts = _window_sums(
         pair_grid, rows, ["customer_id", "category"], "order_ts", ["n"], {"90d": pd.Timedelta(days=90)}
     )["90d"]["n"].to_numpy()
@@ -291,7 +312,7 @@ def _product_sales(
     w7 = sums["7d"]
     out = grid.copy()
     # Days without a sales row (e.g. before launch) fall back to the list price rather than a null.
-    out["price_7d_avg"] = np.where(w7["n"] > 0, _ratio(w7["price"], w7["n"]), base).astype("float64")
+    out["price_7d_avg"] = np.where(w7["n"] > 0, _ratio(_money(w7["price"]), w7["n"]), base).astype("float64")
     out["units_7d"] = w7["units"].to_numpy(dtype="int64")
     out["units_28d"] = sums["28d"]["units"].to_numpy(dtype="int64")
     out["views_7d"] = view_counts["views"].to_numpy(dtype="int64")

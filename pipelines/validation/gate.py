@@ -10,8 +10,7 @@ Layout written here (all under ``settings.home``)::
     gx/                                   GX file context: suites, checkpoint, results, Data Docs
     gx/staging/<table>.parquet            the batch being validated, with the schema's dtypes
     reports/validation/<batch_id>/        summary.md + report.json of every validation
-    data/batches/<batch_id>/              accepted batch (its files untouched, so batch_hash() still holds)
-    data/batches/<batch_id>.report.json   stored report of an accepted batch (reruns return it)
+    data/batches/<batch_id>/              accepted batch: its tables + report.json (reruns return it)
     data/CURRENT                          id of the last accepted batch
     quarantine/<batch_id>/                rejected batch + summary.md + report.json
 
@@ -23,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -53,6 +53,8 @@ DATASOURCE = "shopflow_raw"
 CHECKPOINT = "raw_batch_gate"
 DOCS_SITE = "local_site"
 STAGING = "staging"
+FINGERPRINT_FILE = "shopflow_suites.sha256"
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
 MAX_EXAMPLES = 5
 """Unexpected values quoted per failure (GX's SUMMARY format keeps 20)."""
 
@@ -150,7 +152,8 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
     report_dir = _report_dir(settings, batch_id)
     report_dir.mkdir(parents=True, exist_ok=True)
 
-    with _gx_lock(settings):
+    # Validations share the staging folder and the GX stores: one at a time.
+    with _file_lock(settings.gx_dir / ".validate.lock"):
         context = _context(settings)
         try:
             tables = read_batch(batch_dir)
@@ -160,7 +163,7 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
                 batch_id=batch_id,
                 success=False,
                 evaluated=0,
-                failed=_format_failures(str(exc)),
+                failed=_format_failures(getattr(exc, "problems", None) or str(exc).split("; ")),
                 row_counts={},
                 data_docs_index=_docs_index(context),
                 summary_path=None,
@@ -203,14 +206,23 @@ def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None) ->
         DataValidationError: The batch failed; it now lies in ``quarantine_dir/<batch_id>``.
         BatchNotFoundError: No such batch in landing, accepted or quarantined batches.
     """
+    # Decide-and-move must not interleave with another gate (CLI and Airflow at once); validate_batch takes
+    # its own, inner lock, always in this order.
+    with _file_lock(settings.gx_dir / ".gate.lock"):
+        return _gate_locked(batch_id, settings, as_of)
+
+
+def _gate_locked(batch_id: str, settings: Settings, as_of: dt.datetime | None) -> ValidationReport:
     landing = settings.landing_dir / batch_id
     accepted = settings.batches_dir / batch_id
     quarantined = settings.quarantine_dir / batch_id
 
     if accepted.is_dir():
         report = _stored_accepted_report(settings, batch_id)
-        if landing.exists():
-            log.warning("Batch %s was accepted before; ignoring the copy in %s", batch_id, landing)
+        if landing.is_dir():
+            # Batch ids are content hashes (io.store_batch), so a re-landed copy holds the same data.
+            log.info("Batch %s was accepted before; removing the duplicate %s", batch_id, landing)
+            shutil.rmtree(landing, ignore_errors=True)
         if settings.current_batch_dir() is None:
             _write_pointer(settings, batch_id)  # e.g. a crash between the move and the pointer update
         return report
@@ -230,9 +242,11 @@ def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None) ->
 
     if report.success:
         accepted.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(landing, accepted)  # same file system: a rename, so readers never see half a batch
+        # A rename on one file system; across file systems a copy, but CURRENT only moves after it completes.
+        shutil.move(landing, accepted)
         report.location = str(accepted)
-        _atomic_write(settings.batches_dir / f"{batch_id}.report.json", _dumps(report.to_dict()))
+        # Note: batch_hash(accepted) now differs from batch_id; ids are computed once, at landing time.
+        _atomic_write(accepted / "report.json", _dumps(report.to_dict()))
         _write_report(report, _report_dir(settings, batch_id))
         _write_pointer(settings, batch_id)
         log.info("Batch %s accepted and is now CURRENT", batch_id)
@@ -250,6 +264,19 @@ def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None) ->
     (quarantined / "report.json").write_text(_dumps(report.to_dict()))
     log.error("Batch %s quarantined in %s", batch_id, quarantined)
     raise DataValidationError(report, summary)
+
+
+def current_or_latest_batch(settings: Settings) -> str | None:
+    """The batch a pipeline run should gate: the newest landing batch, else the CURRENT one.
+
+    With nothing new in landing, re-gating CURRENT returns its stored report, so a rerun of the data DAG
+    rebuilds features from the accepted batch instead of failing.
+    """
+    latest = latest_landing_batch(settings)
+    if latest is not None:
+        return latest
+    current = settings.current_batch_dir()
+    return current.name if current is not None else None
 
 
 def latest_landing_batch(settings: Settings) -> str | None:
@@ -281,7 +308,7 @@ def render_summary(report: ValidationReport) -> str:
         for f in report.failed:
             by_table[f["table"]] = by_table.get(f["table"], 0) + 1
         lines += ["", "Failures per table: " + ", ".join(f"{t}={n}" for t, n in by_table.items()) + ".", ""]
-        lines.append("## Failed expectations")
+        lines.append("## Failed expectations" if report.evaluated else "## Problems")
         lines.append("")
         for i, f in enumerate(report.failed, 1):
             lines.append(f"{i}. {f['message']}")
@@ -311,10 +338,12 @@ def _context(settings: Settings) -> FileDataContext:
 
 
 def _ensure_checkpoint(context: FileDataContext, settings: Settings) -> Any:
-    """Create or refresh the datasource, suites, validation definitions and the one Checkpoint.
+    """The one Checkpoint, (re)creating datasource, suites and validation definitions when they changed.
 
-    Everything is add-or-update by name, so reruns and schema changes converge on the same objects
-    (unchanged expectations keep their ids).
+    A fingerprint of the generated suites (plus staging path and GX version) is kept beside the project:
+    when it matches, the stored Checkpoint is reused as is. Otherwise everything is add-or-update by name,
+    so reruns and schema or threshold changes converge on the same objects (unchanged expectations keep
+    their ids).
     """
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -322,9 +351,25 @@ def _ensure_checkpoint(context: FileDataContext, settings: Settings) -> Any:
     from pipelines.validation.suites import build_suites, suite_name
 
     staging = settings.gx_dir / STAGING
+    suites = build_suites(settings.validation)
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [gx.__version__, str(staging.resolve()), RESULT_FORMAT, [s.to_json_dict() for s in suites.values()]],
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()
+    marker = settings.gx_dir / FINGERPRINT_FILE
+    if marker.exists() and marker.read_text().strip() == fingerprint:
+        try:
+            return context.checkpoints.get(CHECKPOINT)
+        except Exception:  # noqa: BLE001 - a damaged or hand-edited project is simply rebuilt below
+            log.warning("Stored GX checkpoint unusable; recreating it", exc_info=True)
+
     # A dataframe asset would need the frame as batch_parameters, and a Checkpoint passes the same
     # batch_parameters to every validation definition: with one frame per table that cannot work, so the
     # coerced tables are staged as Parquet and read by a filesystem datasource instead.
+    ds: Any  # a PandasFilesystemDatasource; GX's accessors are typed as the generic Datasource
     if DATASOURCE in context.data_sources.all():
         ds = context.data_sources.get(DATASOURCE)
         if Path(str(ds.base_directory)).resolve() != staging.resolve():
@@ -333,7 +378,7 @@ def _ensure_checkpoint(context: FileDataContext, settings: Settings) -> Any:
         ds = context.data_sources.add_pandas_filesystem(name=DATASOURCE, base_directory=staging)
 
     definitions = []
-    for table, suite in build_suites(settings.validation).items():
+    for table, suite in suites.items():
         asset = ds.get_asset(table) if table in ds.get_asset_names() else ds.add_parquet_asset(name=table)
         existing = [b for b in asset.batch_definitions if b.name == table]
         batch_def = existing[0] if existing else asset.add_batch_definition_path(name=table, path=f"{table}.parquet")
@@ -343,14 +388,16 @@ def _ensure_checkpoint(context: FileDataContext, settings: Settings) -> Any:
                 gx.ValidationDefinition(name=suite_name(table), data=batch_def, suite=suite)
             )
         )
-    return context.checkpoints.add_or_update(
+    checkpoint = context.checkpoints.add_or_update(
         gx.Checkpoint(
             name=CHECKPOINT,
             validation_definitions=definitions,
             actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE])],
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
+            result_format=dict(RESULT_FORMAT),
         )
     )
+    _atomic_write(marker, fingerprint + "\n")
+    return checkpoint
 
 
 def _run_checkpoint(
@@ -362,7 +409,7 @@ def _run_checkpoint(
 ) -> ValidationReport:
     from great_expectations.core.run_identifier import RunIdentifier
 
-    from pipelines.validation.suites import expectation_parameters
+    from pipelines.validation.suites import SUITE_PREFIX, expectation_parameters
 
     staging = settings.gx_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)
@@ -383,11 +430,11 @@ def _run_checkpoint(
     evaluated = 0
     pages: dict[str, str] = {}
     for key, suite_result in result.run_results.items():
-        table = suite_result.suite_name.removeprefix("raw_")
+        table = suite_result.suite_name.removeprefix(SUITE_PREFIX)
         evaluated += int(suite_result.statistics.get("evaluated_expectations", 0))
         urls = context.get_docs_sites_urls(resource_identifier=key, site_name=DOCS_SITE)
         if urls and urls[0].get("site_url"):
-            pages[table] = str(_url_to_path(urls[0]["site_url"]))
+            pages[table] = str(_url_to_path(str(urls[0]["site_url"])))
         for res in suite_result.results:
             if not res.success:
                 failed.append(_describe_failure(table, res))
@@ -414,27 +461,30 @@ def _describe_failure(table: str, res: Any) -> dict[str, Any]:
     result = dict(res.result or {})
     column = kwargs.get("column") or (", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
     where = f"{table}.{column}" if column else table
-    examples = _jsonable(list(result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES])
+    distinct = list(dict.fromkeys(map(_hashable, result.get("partial_unexpected_list") or [])))
+    examples = _jsonable(distinct[:MAX_EXAMPLES])
     observed = _jsonable(result.get("observed_value"))
 
-    if res.exception_info and res.exception_info.get("raised_exception"):
-        detail = f"could not be evaluated: {res.exception_info.get('exception_message')}"
+    error = _exception_message(res.exception_info)
+    if error:
+        detail = f"it could not be evaluated: {error}"
     elif "unexpected_count" in result and result.get("element_count") is not None:
         n_bad, n = result["unexpected_count"], result["element_count"]
         pct = result.get("unexpected_percent") or 0.0
-        detail = f"{n_bad} of {n} values ({pct:.2f}%) unexpected"
+        detail = f"{n_bad} of {n} values ({pct:.2f}%) do not comply"
         mostly = kwargs.get("mostly")
         if mostly is not None and mostly < 1:
             detail += f" (at most {100 * (1 - mostly):.2f}% allowed)"
-        if examples and (mostly is None or mostly >= 1):
+        if any(e is not None for e in examples) and (mostly is None or mostly >= 1):
             # With a partial `mostly` bound the "unexpected" values are the common ones: not worth quoting.
             detail += f", e.g. {examples}"
     else:
-        detail = f"observed {_short(observed)}, expected {_expected(kwargs)}"
-    label = cfg.description or cfg.type
-    message = f"{where}: {label} [{cfg.type}] — {detail}."
+        detail = f"observed {_short(observed)} (allowed: {_expected(kwargs)})"
+    rule = meta.get("rule") or cfg.description
+    expected = f"expected {rule} ({cfg.type})" if rule else f"{cfg.type} failed"
+    message = f"{where}: {expected}, but {detail.rstrip('.')}."
     if notes:
-        message += f" {notes}"
+        message += f" Why: {notes}"
     return {
         "table": table,
         "expectation_type": cfg.type,
@@ -445,6 +495,15 @@ def _describe_failure(table: str, res: Any) -> dict[str, Any]:
         "unexpected_examples": examples,
         "message": message,
     }
+
+
+def _exception_message(info: Any) -> str | None:
+    """GX puts ``{raised_exception, exception_message}`` either directly or per metric id in exception_info."""
+    if not isinstance(info, Mapping):
+        return None
+    candidates = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, Mapping)]
+    messages = [str(c.get("exception_message")) for c in candidates if c.get("raised_exception")]
+    return "; ".join(messages) or None
 
 
 def _expected(kwargs: Mapping[str, Any]) -> str:
@@ -462,10 +521,10 @@ def _expected(kwargs: Mapping[str, Any]) -> str:
     return "a different value"
 
 
-def _format_failures(message: str) -> list[dict[str, Any]]:
-    """Split a BatchFormatError message ("tbl: ...; tbl.col: ...") into one failure per problem."""
-    out = []
-    for part in filter(None, (p.strip() for p in message.split("; "))):
+def _format_failures(problems: list[str]) -> list[dict[str, Any]]:
+    """One failure per BatchFormatError problem ("table: ..." or "table.column: ...")."""
+    out: list[dict[str, Any]] = []
+    for part in filter(None, (p.strip() for p in problems)):
         head = part.split(":", 1)[0]
         table, _, column = head.partition(".")
         if table not in TABLES:
@@ -487,7 +546,7 @@ def _format_failures(message: str) -> list[dict[str, Any]]:
 
 def _docs_index(context: FileDataContext) -> Path | None:
     urls = context.get_docs_sites_urls(site_name=DOCS_SITE, only_if_exists=False)
-    return _url_to_path(urls[0]["site_url"]) if urls and urls[0].get("site_url") else None
+    return _url_to_path(str(urls[0]["site_url"])) if urls and urls[0].get("site_url") else None
 
 
 def _url_to_path(url: str) -> Path:
@@ -507,10 +566,10 @@ def _quiet(fn: Any) -> None:
 
 
 @contextlib.contextmanager
-def _gx_lock(settings: Settings) -> Iterator[None]:
-    """Serialise validations: they share the staging folder and the GX stores."""
-    settings.gx_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.gx_dir / ".gate.lock", "w") as fh:
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock (flock) held for the ``with`` block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -529,7 +588,7 @@ def _write_report(report: ValidationReport, report_dir: Path) -> None:
 
 
 def _stored_accepted_report(settings: Settings, batch_id: str) -> ValidationReport:
-    for path in (settings.batches_dir / f"{batch_id}.report.json", _report_dir(settings, batch_id) / "report.json"):
+    for path in (settings.batches_dir / batch_id / "report.json", _report_dir(settings, batch_id) / "report.json"):
         if path.exists():
             report = ValidationReport.from_dict(json.loads(path.read_text()))
             if report.success:
@@ -578,12 +637,20 @@ def _landing_batches(settings: Settings) -> list[Path]:
 def _utc(ts: dt.datetime | None) -> dt.datetime:
     if ts is None:
         return dt.datetime.now(dt.timezone.utc)
-    ts = pd.Timestamp(ts)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    stamp = pd.Timestamp(ts)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
 
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 def _short(value: Any, limit: int = 120) -> str:

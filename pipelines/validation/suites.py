@@ -58,8 +58,15 @@ def _param(name: str) -> dict[str, str]:
     return {"$PARAMETER": name}
 
 
-def _meta(table: str, check: str, **extra: object) -> dict[str, object]:
-    return {"table": table, "check": check, **extra}
+def _meta(table: str, check: str, rule: str, **extra: object) -> dict[str, object]:
+    """``rule`` is the plain-English statement the gate's summary prints for a failure."""
+    return {"table": table, "check": check, "rule": rule, **extra}
+
+
+def _bounds(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"between {lo:g} and {hi:g}"
+    return f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
 
 
 def _sanity_orders() -> list[gxe.Expectation]:
@@ -69,13 +76,13 @@ def _sanity_orders() -> list[gxe.Expectation]:
             column="amount",
             min_value=lo,
             max_value=hi,
-            meta=_meta("orders", "distribution"),
+            meta=_meta("orders", "distribution", f"mean amount {_bounds(lo, hi)}"),
             notes=f"Mean order-line amount outside [{lo:g}, {hi:g}] means broken prices or currency units.",
         ),
         gxe.ExpectColumnMeanToBeBetween(
             column="quantity",
             max_value=MAX_MEAN_QUANTITY,
-            meta=_meta("orders", "distribution"),
+            meta=_meta("orders", "distribution", f"mean quantity {_bounds(None, MAX_MEAN_QUANTITY)}"),
             notes=f"A retail shop sells a few units per line; a mean above {MAX_MEAN_QUANTITY:g} means bulk/test data.",
         ),
     ]
@@ -91,7 +98,7 @@ def _sanity_events() -> list[gxe.Expectation]:
             value_set=["purchase"],
             mostly=lo,
             description=f"At least {lo:.1%} of events are purchases",
-            meta=_meta("events", "distribution", bound="min purchase share", value=lo),
+            meta=_meta("events", "distribution", f"at least {lo:.1%} of events are purchases"),
             notes="Almost no purchases means the purchase tracking (or the event export) is broken.",
         ),
         gxe.ExpectColumnValuesToBeInSet(
@@ -99,7 +106,7 @@ def _sanity_events() -> list[gxe.Expectation]:
             value_set=others,
             mostly=1.0 - hi,
             description=f"At most {hi:.0%} of events are purchases",
-            meta=_meta("events", "distribution", bound="max purchase share", value=hi),
+            meta=_meta("events", "distribution", f"at most {hi:.0%} of events are purchases"),
             notes="Views and carts must dominate the funnel; mostly purchases means views are missing.",
         ),
     ]
@@ -127,12 +134,12 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
         gxe.ExpectTableColumnsToMatchSet(
             column_set=schema.column_names,
             exact_match=True,
-            meta=_meta(t, "columns"),
+            meta=_meta(t, "columns", "exactly the schema's columns"),
             notes="Downstream feature code relies on exactly the contract's columns.",
         ),
         gxe.ExpectTableRowCountToBeBetween(
             min_value=validation.min_rows,
-            meta=_meta(t, "row_count"),
+            meta=_meta(t, "row_count", f"at least {validation.min_rows} rows"),
             notes=f"Fewer than {validation.min_rows} rows means a truncated or failed export.",
         ),
     ]
@@ -141,7 +148,7 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
             out.append(
                 gxe.ExpectColumnValuesToNotBeNull(
                     column=col.name,
-                    meta=_meta(t, "not_null"),
+                    meta=_meta(t, "not_null", "no missing values"),
                     notes=f"{t}.{col.name} is required by the schema. {col.description}".strip(),
                 )
             )
@@ -151,7 +158,7 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
                     column=col.name,
                     min_value=col.min_value,
                     max_value=col.max_value,
-                    meta=_meta(t, "range"),
+                    meta=_meta(t, "range", f"values {_bounds(col.min_value, col.max_value)}"),
                     notes=f"Schema bounds of {t}.{col.name}. {col.description}".strip(),
                 )
             )
@@ -160,7 +167,7 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
                 gxe.ExpectColumnValuesToBeInSet(
                     column=col.name,
                     value_set=list(col.allowed),
-                    meta=_meta(t, "allowed_values"),
+                    meta=_meta(t, "allowed_values", f"values in {{{', '.join(col.allowed)}}}"),
                     notes=f"{t}.{col.name} must be one of {', '.join(col.allowed)}.",
                 )
             )
@@ -168,14 +175,16 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
     if len(pk) == 1:
         out.append(
             gxe.ExpectColumnValuesToBeUnique(
-                column=pk[0], meta=_meta(t, "primary_key"), notes=f"{pk[0]} is the primary key of {t}."
+                column=pk[0],
+                meta=_meta(t, "primary_key", "unique values (primary key)"),
+                notes=f"{pk[0]} is the primary key of {t}.",
             )
         )
     else:
         out.append(
             gxe.ExpectCompoundColumnsToBeUnique(
                 column_list=pk,
-                meta=_meta(t, "primary_key"),
+                meta=_meta(t, "primary_key", f"unique ({', '.join(pk)}) combinations (primary key)"),
                 notes=f"({', '.join(pk)}) is the primary key of {t}.",
             )
         )
@@ -188,7 +197,12 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
                 value_set=_param(fk_parameter(fk)),
                 mostly=1.0,
                 description=f"Every {t}.{fk.column} exists in {fk.table}.{fk.ref_column}",
-                meta=_meta(t, "foreign_key", references=f"{fk.table}.{fk.ref_column}"),
+                meta=_meta(
+                    t,
+                    "foreign_key",
+                    f"every value exists in {fk.table}.{fk.ref_column}",
+                    references=f"{fk.table}.{fk.ref_column}",
+                ),
                 notes=f"Referential integrity: {t}.{fk.column} references {fk.table}.{fk.ref_column}.",
             )
         )
@@ -202,7 +216,12 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
                     description=(
                         f"Newest {t}.{tc} is at most {validation.max_staleness_days:g} days old"
                     ),
-                    meta=_meta(t, "freshness", max_staleness_days=validation.max_staleness_days),
+                    meta=_meta(
+                        t,
+                        "freshness",
+                        f"newest value at most {validation.max_staleness_days:g} days old",
+                        max_staleness_days=validation.max_staleness_days,
+                    ),
                     notes="A stale batch would train and serve on outdated behaviour.",
                 )
             )
@@ -211,7 +230,7 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
                 column=tc,
                 max_value=_param(NOT_AFTER),
                 description=f"No {t}.{tc} lies in the future",
-                meta=_meta(t, "not_in_future"),
+                meta=_meta(t, "not_in_future", "no value in the future"),
                 notes="Timestamps after the validation time point to a clock or time-zone bug.",
             )
         )
@@ -247,11 +266,11 @@ def expectation_parameters(
     Returns:
         Parameter name -> value, to pass as ``expectation_parameters`` to a Checkpoint run.
     """
-    as_of = pd.Timestamp(as_of)
-    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    ts = pd.Timestamp(as_of)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     params: dict[str, object] = {
-        FRESH_AFTER: (as_of - pd.Timedelta(days=validation.max_staleness_days)).to_pydatetime(),
-        NOT_AFTER: (as_of + FUTURE_TOLERANCE).to_pydatetime(),
+        FRESH_AFTER: (ts - pd.Timedelta(days=validation.max_staleness_days)).to_pydatetime(),
+        NOT_AFTER: (ts + FUTURE_TOLERANCE).to_pydatetime(),
     }
     for schema in TABLES.values():
         for fk in schema.foreign_keys:

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 
 from pipelines.data.io import write_table
-from pipelines.settings import Settings
+from pipelines.settings import Settings, ValidationSettings
 from pipelines.validation.gate import (
     BatchNotFoundError,
     DataValidationError,
     ValidationReport,
+    current_or_latest_batch,
     gate,
     latest_landing_batch,
     validate_batch,
@@ -122,11 +123,8 @@ def test_valid_batch_passes_and_becomes_current(settings: Settings, good) -> Non
     assert settings.current_pointer.read_text().strip() == "b1"
     assert settings.current_batch_dir() == settings.batches_dir / "b1"
     assert not (settings.landing_dir / "b1").exists()
-    assert (settings.batches_dir / "b1.report.json").exists()
-    # The batch folder itself keeps only the tables, so its content hash is unchanged.
-    assert sorted(p.name for p in (settings.batches_dir / "b1").iterdir()) == sorted(
-        f"{t}.parquet" for t in good
-    )
+    stored = json.loads((settings.batches_dir / "b1" / "report.json").read_text())
+    assert stored["success"] is True and stored["batch_id"] == "b1"
     assert report.data_docs_index is not None and report.data_docs_index.exists()
     assert report.summary_path is not None and "PASSED" in report.summary_path.read_text()
     assert set(report.data_docs_pages) == set(good)
@@ -137,17 +135,29 @@ def test_valid_batch_passes_and_becomes_current(settings: Settings, good) -> Non
 def test_rerunning_a_good_batch_is_idempotent(settings: Settings, good) -> None:
     land(settings, "b1", good)
     first = gate("b1", settings, as_of=AS_OF)
-    mtime = (settings.batches_dir / "b1.report.json").stat().st_mtime_ns
+    mtime = (settings.batches_dir / "b1" / "report.json").stat().st_mtime_ns
     second = gate("b1", settings)  # no as_of: a re-judgement "now" would be stale, so proves no re-run
     assert second == first
-    assert (settings.batches_dir / "b1.report.json").stat().st_mtime_ns == mtime
+    assert (settings.batches_dir / "b1" / "report.json").stat().st_mtime_ns == mtime
     assert settings.current_pointer.read_text().strip() == "b1"
+    assert current_or_latest_batch(settings) == "b1"
+
+    # The same content landing again (same id) is recognised and the duplicate dropped.
+    land(settings, "b1", good)
+    assert gate("b1", settings) == first
+    assert not (settings.landing_dir / "b1").exists()
 
     # Validating the same folder twice reuses the GX project and gives the same verdict.
     land(settings, "b2", good)
     a = validate_batch(settings.landing_dir / "b2", settings, as_of=AS_OF)
     b = validate_batch(settings.landing_dir / "b2", settings, as_of=AS_OF)
     assert a.success and b.success and a.evaluated == b.evaluated
+
+    # Changed thresholds regenerate the stored suites instead of reusing stale ones.
+    strict = Settings(home=settings.home, validation=ValidationSettings(min_rows=100_000))
+    c = validate_batch(settings.landing_dir / "b2", strict, as_of=AS_OF)
+    assert not c.success and {f["check"] for f in c.failed} == {"row_count"}
+    assert len(c.failed) == len(good)
 
 
 def _corrupt_nulls(t):
@@ -174,33 +184,37 @@ def _corrupt_bad_event_type(t):
     t["events"].loc[0, "event_type"] = "refund"
 
 
-@pytest.mark.parametrize(
-    ("corrupt", "table", "column", "expectation_type", "example"),
-    [
-        (_corrupt_nulls, "customers", "region", "expect_column_values_to_not_be_null", None),
-        (_corrupt_duplicate_pk, "orders", "order_id", "expect_column_values_to_be_unique", "o000004"),
-        (_corrupt_compound_pk, "daily_sales", "product_id, date", "expect_compound_columns_to_be_unique", None),
-        (_corrupt_fk, "orders", "customer_id", "expect_column_values_to_be_in_set", "ghost-customer"),
-        (_corrupt_negative_amount, "orders", "amount", "expect_column_values_to_be_between", -10.0),
-        (_corrupt_bad_event_type, "events", "event_type", "expect_column_values_to_be_in_set", "refund"),
-    ],
-    ids=["nulls", "duplicate-pk", "compound-pk", "orphan-fk", "negative-amount", "bad-event-type"],
-)
-def test_corrupted_batch_is_named_in_the_summary(
-    settings: Settings, good, corrupt, table, column, expectation_type, example
-) -> None:
+CORRUPTIONS = [
+    # (corruption, table, column, expectation type, an offending value quoted in the report or None)
+    (_corrupt_nulls, "customers", "region", "expect_column_values_to_not_be_null", None),
+    (_corrupt_duplicate_pk, "orders", "order_id", "expect_column_values_to_be_unique", "o000004"),
+    (_corrupt_compound_pk, "daily_sales", "product_id, date", "expect_compound_columns_to_be_unique", None),
+    (_corrupt_fk, "orders", "customer_id", "expect_column_values_to_be_in_set", "ghost-customer"),
+    (_corrupt_negative_amount, "orders", "amount", "expect_column_values_to_be_between", -10.0),
+    (_corrupt_bad_event_type, "events", "event_type", "expect_column_values_to_be_in_set", "refund"),
+]
+
+
+def test_each_corruption_fails_exactly_its_expectation(settings: Settings, good) -> None:
+    """The corruptions touch different columns, so one GX run checks them all (each GX run costs ~2 s)."""
     tables = _copy(good)
-    corrupt(tables)
+    for corrupt, *_ in CORRUPTIONS:
+        corrupt(tables)
     land(settings, "bad", tables)
     report = validate_batch(settings.landing_dir / "bad", settings, as_of=AS_OF)
 
     assert not report.success
-    hits = [f for f in report.failed if f["table"] == table and f["column"] == column]
-    assert [f["expectation_type"] for f in hits] == [expectation_type], report.summary()
-    if example is not None:
-        assert example in hits[0]["unexpected_examples"]
+    got = sorted((f["table"], f["column"], f["expectation_type"]) for f in report.failed)
+    assert got == sorted((t, c, e) for _, t, c, e, _ in CORRUPTIONS), report.summary()
     summary = report.summary_path.read_text()
-    assert f"{table}.{column}" in summary and expectation_type in summary
+    for _, table, column, expectation_type, example in CORRUPTIONS:
+        failure = next(f for f in report.failed if (f["table"], f["column"]) == (table, column))
+        line = next(line for line in summary.splitlines() if line.startswith(tuple("0123456789")) and
+                    f" {table}.{column}:" in line)
+        assert expectation_type in line
+        if example is not None:
+            assert example in failure["unexpected_examples"] and str(example) in line
+    assert "Failures per table: customers=1, events=1, orders=3, daily_sales=1." in summary
     json.dumps(report.to_dict())
 
 
@@ -243,7 +257,8 @@ def test_missing_column_and_unreadable_file_are_reported(settings: Settings, goo
     tables_named = {f["table"] for f in report.failed}
     assert tables_named == {"customers", "orders"}
     summary = report.summary_path.read_text()
-    assert "missing column(s) amount" in summary and "cannot read customers.parquet" in summary
+    assert "orders.amount: missing column" in summary and "cannot read customers.parquet" in summary
+    assert {f["column"] for f in report.failed if f["table"] == "orders"} == {"amount"}
     assert report.data_docs_index is not None and report.data_docs_index.exists()
 
 
@@ -300,3 +315,31 @@ def test_latest_landing_batch(settings: Settings, good) -> None:
     os.utime(older, (1_000, 1_000))
     os.utime(newer, (2_000, 2_000))
     assert latest_landing_batch(settings) == "newer"
+    assert current_or_latest_batch(settings) == "newer"
+
+
+def test_suites_are_generated_from_the_schema() -> None:
+    """Every schema rule has its expectation, with meta and notes for the summary (no GX run needed)."""
+    from pipelines.data.schema import TABLES
+    from pipelines.validation.suites import build_suites, expectation_parameters, fk_parameter
+
+    suites = build_suites(ValidationSettings())
+    assert set(suites) == set(TABLES)
+    for name, schema in TABLES.items():
+        exps = suites[name].expectations
+        assert all(e.meta.get("rule") and e.meta.get("check") and e.notes for e in exps), name
+        kinds = {(type(e).__name__, getattr(e, "column", None)) for e in exps}
+        for col in schema.columns:
+            assert (("ExpectColumnValuesToNotBeNull", col.name) in kinds) == (not col.nullable), (name, col.name)
+        for fk in schema.foreign_keys:
+            fk_exps = [e for e in exps if e.meta["check"] == "foreign_key" and e.column == fk.column]
+            assert len(fk_exps) == 1 and fk_exps[0].value_set == {"$PARAMETER": fk_parameter(fk)}
+    compound = [e for e in suites["daily_sales"].expectations if e.meta["check"] == "primary_key"]
+    assert type(compound[0]).__name__ == "ExpectCompoundColumnsToBeUnique"
+    assert list(compound[0].column_list) == ["product_id", "date"]
+    fresh = {n for n, s in suites.items() if any(e.meta["check"] == "freshness" for e in s.expectations)}
+    assert fresh == {"events", "orders", "daily_sales"}
+
+    params = expectation_parameters(make_tables(), ValidationSettings(max_staleness_days=2), AS_OF)
+    assert params["fresh_after"] == AS_OF - dt.timedelta(days=2)
+    assert len(params["fk__customers__customer_id"]) == 20
