@@ -21,7 +21,8 @@ app = typer.Typer(help="ShopFlow: workflow-orchestrated MLOps for e-commerce.", 
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Generate, import and inspect raw data batches.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
+# Wide enough for the summary tables when output goes to a file or CI log rather than a terminal.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _settings() -> Settings:

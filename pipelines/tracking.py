@@ -107,5 +107,5 @@ def registry_state(client, model_name: str) -> dict:
     state = {"versions": len(versions)}
     for alias in (CHAMPION, CHALLENGER):
         mv = version_by_alias(client, model_name, alias)
-        state[alias] = mv.version if mv else None
+        state[alias] = str(mv.version) if mv else None
     return state

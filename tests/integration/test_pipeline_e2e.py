@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 
 import mlflow
@@ -91,6 +92,7 @@ def test_bad_batch_is_quarantined_and_nothing_downstream_changes(pipeline_home, 
     bad = tmp_path / "bad"
     for table in ("customers", "products", "events", "daily_sales"):
         write_table(read_table(good, table), bad, table)
+    shutil.copytree(good / "images", bad / "images")
     orders = read_table(good, "orders")
     orders.loc[orders.index[:5], "amount"] = -10.0
     orders.loc[orders.index[5:8], "customer_id"] = "C_UNKNOWN"
