@@ -378,7 +378,9 @@ def test_apply_removes_views_no_longer_defined(tmp_path):
     fs.apply([FeatureService(name="gone_v1", features=[fs.get_feature_view("customer_rfm")])])
     assert "gone_v1" in {s.name for s in store.get_store(settings).list_feature_services()}
     store.apply(settings)
-    assert {s.name for s in store.get_store(settings).list_feature_services()} == {"churn_v1"}
+    defined = {d.name for d in store.definitions(settings) if isinstance(d, FeatureService)}
+    assert "churn_v1" in defined and "gone_v1" not in defined
+    assert {s.name for s in store.get_store(settings).list_feature_services()} == defined
 
 
 def test_feast_cli_apply_uses_the_same_registry(tmp_path):
