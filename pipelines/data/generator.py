@@ -201,11 +201,27 @@ def _simulate_prices_and_units(
         np.maximum(discount[r, s : s + length], d, out=discount[r, s : s + length])
     base = products["base_price"][:, None]
     price = np.maximum(np.round(base * list_factor * (1 - discount), 2), 0.01)
-    weekly = WEEKLY[days.dayofweek.to_numpy()]
-    yearly = 1 + YEARLY_AMPLITUDE * np.cos(2 * np.pi * (days.dayofyear.to_numpy() - YEARLY_PEAK_DOY) / 365.25)
-    mean = products["base_demand"][:, None] * (price / base) ** products["elasticity"][:, None] * weekly * yearly
+    mean = true_mean_demand(products["base_demand"][:, None], products["elasticity"][:, None], base, price, days)
     units = rng.poisson(mean)
     return price, units
+
+
+def seasonality(days: pd.DatetimeIndex) -> np.ndarray:
+    """True multiplicative demand seasonality (weekly x yearly) of each day."""
+    days = pd.DatetimeIndex(days)
+    weekly = WEEKLY[days.dayofweek.to_numpy()]
+    yearly = 1 + YEARLY_AMPLITUDE * np.cos(2 * np.pi * (days.dayofyear.to_numpy() - YEARLY_PEAK_DOY) / 365.25)
+    return weekly * yearly
+
+
+def true_mean_demand(base_demand, elasticity, base_price, price, days: pd.DatetimeIndex) -> np.ndarray:
+    """Expected daily units: ``base_demand * (price / base_price) ** elasticity * seasonality(day)``.
+
+    Broadcasts like NumPy (e.g. products as column vectors against a row of days). This is the oracle of demand
+    forecasting and the demand curve of the pricing environment.
+    """
+    return (np.asarray(base_demand) * (np.asarray(price) / np.asarray(base_price)) ** np.asarray(elasticity)
+            * seasonality(days))
 
 
 def _simulate_customers(rng: np.random.Generator, n: int, n_days: int) -> dict[str, np.ndarray]:
