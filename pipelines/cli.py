@@ -267,7 +267,7 @@ def ui(airflow_port: int = typer.Option(8080, help="Airflow UI port."),
     airflow = orchestration.airflow_bin()
     mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
     procs = {
-        "airflow api-server": [airflow, "api-server", "--port", str(airflow_port)],
+        "airflow api-server": [airflow, "api-server", "--host", "127.0.0.1", "--port", str(airflow_port)],
         "airflow scheduler": [airflow, "scheduler"],
         "airflow dag-processor": [airflow, "dag-processor"],
         "airflow triggerer": [airflow, "triggerer"],
@@ -275,6 +275,12 @@ def ui(airflow_port: int = typer.Option(8080, help="Airflow UI port."),
                       "--host", "127.0.0.1"],
     }
     log_dir.mkdir(parents=True, exist_ok=True)
+    import signal
+
+    def _stop(signum, frame):  # SIGTERM (e.g. from a supervisor) stops the children like Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     running = []
     for name, cmd in procs.items():
         fh = open(log_dir / f"{name.replace(' ', '-')}.log", "a")

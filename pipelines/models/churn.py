@@ -110,7 +110,11 @@ def fit(data: ChurnData, params: ChurnParams):
 
     from pipelines.utils import pick_device
 
+    # Domain prior: all else equal, a longer time since the last order never lowers churn risk. It also makes the
+    # model's behaviour explainable to shop teams and testable (tests/model/test_churn.py).
+    constraints = {"recency_days": 1} if "recency_days" in data.features else {}
     model = xgb.XGBClassifier(
+        monotone_constraints=constraints,
         n_estimators=params.n_estimators, max_depth=params.max_depth, learning_rate=params.learning_rate,
         subsample=params.subsample, colsample_bytree=params.colsample_bytree,
         min_child_weight=params.min_child_weight, random_state=params.seed, n_jobs=2,
