@@ -90,3 +90,19 @@ def test_malformed_json_is_400(server):
 def test_unknown_customer_is_404_naming_it(server):
     r = _post(server, {"customer_ids": ["C_DOES_NOT_EXIST"]})
     assert r.status_code == 404 and "C_DOES_NOT_EXIST" in r.text
+
+
+def test_bentoml_build_packs_the_service(tmp_path):
+    """`bentoml build` succeeds offline and the Bento carries the service, the library and the feature repo."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, BENTOML_HOME=str(tmp_path / "bentoml"), SHOPFLOW_HOME=str(tmp_path / "home"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "bentoml"), "build", "-f",
+                           "model_serving/bentofile.churn.yaml", "."], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (bento,) = (tmp_path / "bentoml" / "bentos" / "shopflow-churn").glob("*/")
+    src = bento / "src"
+    for rel in ("model_serving/churn.py", "pipelines/models/churn.py", "feature_repo/services.py",
+                "feature_repo/feature_store.yaml"):
+        assert (src / rel).exists(), rel
+    assert not (src / "tests").exists() and not (src / ".shopflow").exists()
