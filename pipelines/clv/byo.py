@@ -1,0 +1,76 @@
+"""Bring your own data for LTV: a bare transaction log (customer, date, amount) expanded into a ShopFlow batch.
+
+The LTV family needs only the orders; the other raw tables are filled with the minimum that keeps the schema (and
+the feature build) happy: customers who sign up at their first purchase, one placeholder product, no events and no
+daily sales. Behavioural and category features are then zero, and the model leans on the purchase history.
+
+Note: the Great Expectations gate of ``shopflow run`` also checks the events table (row count, purchase share), so
+such a batch is meant for :class:`pipelines.spec.DataContext` use (tests, notebooks) until the gate learns about
+transaction-only shops.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PLACEHOLDER_PRODUCT = "ITEM"
+
+
+def tables_from_transactions(transactions: pd.DataFrame, customer: str = "customer_id", date: str = "date",
+                             amount: str = "amount") -> dict[str, pd.DataFrame]:
+    """The five raw tables of a batch from a transaction log.
+
+    Args:
+        transactions: One row per purchase (or order line) with a customer id, a date or time, and an amount.
+        customer, date, amount: Column names in ``transactions``.
+
+    Returns:
+        ``{table name: frame}`` following ``pipelines.data.schema``.
+    """
+    tx = pd.DataFrame({
+        "customer_id": transactions[customer].astype(str).to_numpy(),
+        "order_ts": pd.to_datetime(transactions[date], utc=True).to_numpy(),
+        "amount": transactions[amount].astype("float64").to_numpy(),
+    })
+    tx["order_ts"] = pd.to_datetime(tx["order_ts"], utc=True)
+    if (tx["amount"] < 0).any():
+        raise ValueError("transaction amounts must be non-negative (net refunds out before importing)")
+    tx = tx.sort_values(["order_ts", "customer_id"], kind="stable").reset_index(drop=True)
+    width = max(7, len(str(len(tx))))
+    orders = pd.DataFrame({
+        "order_id": [f"O{i:0{width}d}" for i in range(1, len(tx) + 1)],
+        "customer_id": tx["customer_id"],
+        "product_id": PLACEHOLDER_PRODUCT,
+        "order_ts": tx["order_ts"],
+        "quantity": np.ones(len(tx), dtype="int64"),
+        "unit_price": tx["amount"],
+        "amount": tx["amount"],
+    })
+    first = tx.groupby("customer_id", sort=True)["order_ts"].min()
+    customers = pd.DataFrame({"customer_id": first.index.astype(str), "signup_ts": first.to_numpy(),
+                              "region": "unknown", "segment": "unknown"})
+    customers["signup_ts"] = pd.to_datetime(customers["signup_ts"], utc=True)
+    products = pd.DataFrame({"product_id": [PLACEHOLDER_PRODUCT], "category": ["unknown"], "brand": ["unknown"],
+                             "base_price": [max(float(tx["amount"].median()), 0.01)], "cost": [0.0],
+                             "image_file": [None]})
+    events = pd.DataFrame({
+        "event_id": pd.Series(dtype=str), "customer_id": pd.Series(dtype=str), "product_id": pd.Series(dtype=str),
+        "event_type": pd.Series(dtype=str), "event_ts": pd.Series(dtype="datetime64[ns, UTC]"),
+    })
+    daily_sales = pd.DataFrame({"product_id": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[ns, UTC]"),
+                                "price": pd.Series(dtype="float64"), "units": pd.Series(dtype="int64")})
+    return {"customers": customers, "products": products, "events": events, "orders": orders,
+            "daily_sales": daily_sales}
+
+
+def write_batch(tables: dict[str, pd.DataFrame], batch_dir: Path) -> Path:
+    """Write ``tables`` as a batch folder (one normalised Parquet file per table) and return the folder."""
+    from pipelines.data.io import normalise, write_table
+    from pipelines.data.schema import TABLES
+
+    for name, frame in tables.items():
+        write_table(normalise(frame, TABLES[name]), Path(batch_dir), name)
+    return Path(batch_dir)
