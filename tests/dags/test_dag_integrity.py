@@ -62,3 +62,35 @@ def test_library_never_imports_airflow():
     root = pathlib.Path(pipelines.__file__).parent
     offenders = [p.name for p in root.rglob("*.py") if re.search(r"^\s*(from|import) airflow", p.read_text(), re.M)]
     assert offenders == []
+
+
+def test_a_new_spec_module_gets_a_dag_and_the_house_rules(tmp_path, monkeypatch):
+    """A seventh family is one new module: its DAG appears with retries, tags and its asset schedule."""
+    import sys
+    import textwrap
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from pipelines import models, registry
+
+    (tmp_path / "toy.py").write_text(textwrap.dedent("""
+        from pipelines.spec import ModelParams, ModelSpec
+        class ToyParams(ModelParams):
+            k: int = 1
+        SPEC = ModelSpec(name="toy", params=ToyParams, feature_service="toy_v1", primary_metric="mae",
+                         higher_is_better=False, prepare=None, fit=None, evaluate=None, score=None,
+                         log_model=None, load_model=None, description="A toy family.")
+    """))
+    monkeypatch.setattr(models, "__path__", [*models.__path__, str(tmp_path)])
+    registry.load_registry.cache_clear()
+    try:
+        bag = DagBag(dag_folder=str(DAGS_FOLDER))
+        assert bag.import_errors == {}
+        dag = bag.dags["shopflow_train_toy"]
+        assert dag.default_args["retries"] >= 2 and "toy" in dag.tags and dag.doc_md
+        assert {a.uri for a in dag.timetable.asset_condition.objects} == {"shopflow://features/toy_v1"}
+        outlets = {a.uri for a in bag.dags["shopflow_data"].get_task("materialize").outlets}
+        assert "shopflow://features/toy_v1" in outlets
+    finally:
+        sys.modules.pop("pipelines.models.toy", None)
+        registry.load_registry.cache_clear()
