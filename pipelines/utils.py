@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -35,6 +36,23 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:
         pass
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run torch CPU work on ``n`` intra-op threads, restoring the previous setting afterwards.
+
+    ShopFlow's networks are small: on a 2-core machine, intra-op threads cost more in synchronisation than they
+    save, and one thread also keeps float reductions in a fixed order (reproducible results).
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def git_commit() -> str:

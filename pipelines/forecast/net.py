@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipelines.forecast.metrics import QUANTILES
+from pipelines.utils import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +176,8 @@ def train(units: np.ndarray, price: np.ndarray, calendar: np.ndarray, product_in
     Inputs are packed batch by batch from the panel (memory stays O(panel), not O(windows)). The product id is
     dropped to 0 (unknown) with probability ``embedding_dropout`` so the unknown-product row is trained too.
     """
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, cfg.threads))
-    try:
+    with torch_threads(cfg.threads):
         return _train(units, price, calendar, product_index, rows, origins, lags, horizon, cfg, device)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train(units, price, calendar, product_index, rows, origins, lags, horizon, cfg: TrainConfig,

@@ -34,6 +34,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.utils import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -249,22 +250,9 @@ def _loss_acc(model, x, y) -> tuple[float, float]:
             float((logits.argmax(1) == target).float().mean()))
 
 
-@contextmanager
-def cpu_threads(n: int):
-    """Run torch CPU work on ``n`` intra-op threads, restoring the previous setting afterwards."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def fit(data: VisionData, params: VisionParams):
     """Train the CNN on augmented, class-balanced draws of the training images; index the catalogue."""
-    with cpu_threads(params.cpu_threads):
+    with torch_threads(params.cpu_threads):
         return _fit(data, params)
 
 
@@ -375,7 +363,7 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 def evaluate(model, data: VisionData, params: VisionParams) -> Evaluation:
     """Holdout metrics of the CNN and the colour-histogram baselines, robustness checks and figures."""
-    with cpu_threads(params.cpu_threads):
+    with torch_threads(params.cpu_threads):
         return _evaluate(model, data, params)
 
 

@@ -22,6 +22,8 @@ import torch
 from scipy import sparse
 from torch import nn
 
+from pipelines.utils import torch_threads
+
 log = logging.getLogger(__name__)
 
 STATE_FILE = "recsys_state.npz"
@@ -295,18 +297,13 @@ def train(model: MFRecommender, weights: sparse.csr_matrix, cfg: TrainConfig) ->
     step = _softmax_epoch if cfg.loss == "softmax" else _bpr_epoch
     history = []
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    # The matrices are tiny: intra-op threads cost more in synchronisation than they save (several times slower
-    # on a busy 2-core machine), and one thread keeps float reductions in a fixed order.
-    torch.set_num_threads(cfg.num_threads)
-    try:
+    # The matrices are tiny: one intra-op thread (see torch_threads) is faster here and reproducible.
+    with torch_threads(cfg.num_threads):
         for epoch in range(cfg.epochs):
             model.train()
             history.append(step(model, opt, w, cfg, gen))
             if epoch % 20 == 0 or epoch == cfg.epochs - 1:
                 log.debug("epoch %d loss %.4f (%.1f s)", epoch, history[-1], time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(threads)
     model.eval()
     model.to("cpu")
     log.info("trained %s MF for %d epochs in %.1f s (final loss %.4f)", cfg.loss, cfg.epochs,

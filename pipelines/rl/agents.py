@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from pipelines.rl.demand import DemandCurves, calendar_parts, day_numbers
+from pipelines.utils import torch_threads
 from pipelines.rl.env import Catalog, PricingSim, SimState, rollout
 
 log = logging.getLogger(__name__)
@@ -220,12 +221,8 @@ def _one_cpu_thread(device: torch.device | str = "cpu"):
     if torch.device(device).type != "cpu":
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class _ShadowPriceNet(nn.Module):
