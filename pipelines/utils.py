@@ -55,6 +55,24 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
+def pinned_requirements(*dists: str) -> list[str]:
+    """``name==version`` of installed distributions, for an MLflow model's ``pip_requirements``.
+
+    Given explicitly because MLflow's inference re-imports the model in a subprocess (10-20 s per log) and misses
+    lazily imported libraries. Local version labels (torch's ``+cpu``) are dropped: PyPI cannot install them.
+    A distribution that is not installed (e.g. ``shopflow`` run from a bare checkout) is listed unpinned.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for dist in dists:
+        try:
+            pins.append(f"{dist}=={version(dist).split('+')[0]}")
+        except PackageNotFoundError:
+            pins.append(dist)
+    return pins
+
+
 def git_commit() -> str:
     """Commit of the checkout the code runs from, with ``-dirty`` when it has uncommitted changes."""
     try:

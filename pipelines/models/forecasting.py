@@ -30,6 +30,7 @@ from pydantic import Field
 from pipelines.forecast.data import Panel, build_panel, calendar_features, extend_dates
 from pipelines.forecast.metrics import QUANTILES
 from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.utils import pinned_requirements
 
 log = logging.getLogger(__name__)
 
@@ -506,7 +507,6 @@ def export_arguments(model: Forecaster, data: ForecastData) -> dict[str, Any]:
     """
     import copy
 
-    import mlflow
     import torch
     from mlflow.models import infer_signature
 
@@ -519,9 +519,7 @@ def export_arguments(model: Forecaster, data: ForecastData) -> dict[str, Any]:
                           np.full(n, data.origins[-1]), int(model.meta["lags"]), int(model.meta["horizon"]))
     with torch.no_grad():
         output = net(torch.from_numpy(example)).numpy()
-    # Explicit requirements: inferring them re-imports the model in a subprocess, which costs ~10-20 s here.
-    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}",
-                    f"mlflow=={mlflow.__version__}"]
+    requirements = pinned_requirements("torch", "numpy", "mlflow")
     return {"pytorch_model": net, "signature": infer_signature(example, output), "input_example": example,
             "metadata": model.meta, "pip_requirements": requirements}
 

@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.utils import pinned_requirements
 
 log = logging.getLogger(__name__)
 
@@ -316,20 +317,8 @@ def log_model(model, data: LTVData):
 
 
 def _pip_requirements() -> list[str]:
-    """Pinned libraries the model needs, read from the installed distributions.
-
-    The list MLflow would infer, without the subprocess that loads the model to find its imports (slow). The model's
-    classes live in ``pipelines.clv``, i.e. the ``shopflow`` distribution itself.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = []
-    for dist in ("mlflow", "scikit-learn", "xgboost", "scipy", "numpy", "pandas", "skops", "shopflow"):
-        try:
-            pins.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:  # e.g. running from a checkout that is not pip-installed
-            continue
-    return pins
+    """The model's classes live in ``pipelines.clv``, i.e. the ``shopflow`` distribution itself."""
+    return pinned_requirements("mlflow", "scikit-learn", "xgboost", "scipy", "numpy", "pandas", "skops", "shopflow")
 
 
 def load_model(uri: str):

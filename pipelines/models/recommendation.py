@@ -26,6 +26,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.utils import pinned_requirements
 
 if TYPE_CHECKING:
     from pipelines.recsys.data import Holdout, Interactions
@@ -292,11 +293,8 @@ def _embedding_figure(model, data: RecData):
 
 
 def _requirements() -> list[str]:
-    """Pinned runtime requirements (given explicitly: inference would miss the lazily imported faiss)."""
-    from importlib.metadata import version
-
-    # Local version labels (torch's "+cpu") are not installable from PyPI.
-    return [f"{name}=={version(name).split('+')[0]}" for name in ("mlflow", "torch", "numpy", "scipy", "faiss-cpu")]
+    """Runtime requirements (inference would miss the lazily imported faiss)."""
+    return pinned_requirements("mlflow", "torch", "numpy", "scipy", "faiss-cpu")
 
 
 def log_model(model, data: RecData):

@@ -34,7 +34,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
-from pipelines.utils import torch_threads
+from pipelines.utils import pinned_requirements, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -450,19 +450,8 @@ def _trusted_pickle():
 
 
 def _requirements() -> list[str]:
-    """Pinned serving requirements of the pickled model, read from the installed distributions.
-
-    The same list MLflow infers, without the ~15 s subprocess that loads the model to find its imports.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = []
-    for dist in ("mlflow", "cloudpickle", "numpy", "pandas", "torch", "shopflow"):
-        try:
-            pins.append(f"{dist}=={version(dist).split('+')[0]}")
-        except PackageNotFoundError:  # e.g. running from a source tree that is not installed
-            pins.append(dist)
-    return pins
+    """Serving requirements of the pickled model (the same list MLflow would infer, without its slow subprocess)."""
+    return pinned_requirements("mlflow", "cloudpickle", "numpy", "pandas", "torch", "shopflow")
 
 
 def log_model(model, data: VisionData):
