@@ -1,8 +1,8 @@
-"""Builds the ``bentoml serve`` command for a model family (service ``model_serving.<model>``)."""
+"""Builds the ``bentoml serve`` / ``bentoml build`` commands of a model family."""
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -10,19 +10,35 @@ from pipelines.settings import PROJECT_ROOT, Settings
 
 
 def service_target(model: str) -> str:
-    """Import path of the family's Bento service, e.g. ``model_serving.churn:ChurnService``."""
-    if importlib.util.find_spec(f"model_serving.{model}") is None:
-        raise KeyError(f"no Bento service for model {model!r} (expected module model_serving/{model}.py)")
-    return f"model_serving.{model}:{model.capitalize()}Service"
+    """Import path of the family's Bento service, e.g. ``model_serving.service:ChurnService``.
+
+    Raises:
+        KeyError: naming the served families when ``model`` is not one of them.
+    """
+    from model_serving.bentofiles import served_models
+    from model_serving.service import class_name
+
+    if model not in served_models():
+        raise KeyError(f"no Bento service for model {model!r}; served models: {', '.join(served_models())}")
+    return f"model_serving.service:{class_name(model)}"
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
 
 
 def serve_command(model: str, settings: Settings, port: int, host: str = "127.0.0.1") -> tuple[list[str], dict]:
     """Command and environment that serve ``model`` with the current settings."""
-    import os
-
-    bentoml_bin = str(Path(sys.executable).with_name("bentoml"))
     env = dict(os.environ)
     env.update({"SHOPFLOW_HOME": str(settings.home.resolve()), "SHOPFLOW_PROFILE": settings.profile})
-    cmd = [bentoml_bin, "serve", service_target(model), "--port", str(port), "--host", host,
+    cmd = [_bin("bentoml"), "serve", service_target(model), "--port", str(port), "--host", host,
            "--working-dir", str(PROJECT_ROOT)]
     return cmd, env
+
+
+def build_command(model: str) -> list[str]:
+    """``bentoml build`` of the family's generated bentofile (run from the project root)."""
+    from model_serving.bentofiles import bentofile_path
+
+    service_target(model)
+    return [_bin("bentoml"), "build", "-f", str(bentofile_path(model).relative_to(PROJECT_ROOT)), "."]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,19 @@ app = typer.Typer(help="ShopFlow: workflow-orchestrated MLOps for e-commerce.", 
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Generate, import and inspect raw data batches.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+def _add_subcommands() -> None:
+    """Sub-apps that live beside their library code (A/B rollout, Kubernetes manifests)."""
+    from pipelines.deploy.cli import app as k8s_app
+    from pipelines.rollout.cli import app as rollout_app
+
+    app.add_typer(rollout_app, name="rollout", help="A/B rollout of a challenger: start, status, step, promote, "
+                                                     "rollback, history, restore.")
+    app.add_typer(k8s_app, name="k8s", help="Render and validate the Kubernetes manifests (Kustomize).")
+
+
+_add_subcommands()
 # Wide enough for the summary tables when output goes to a file or CI log rather than a terminal.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -67,7 +79,10 @@ def data_generate(customers: Optional[int] = typer.Option(None, help="Number of 
 
 
 @data_app.command("import")
-def data_import(directory: Path = typer.Argument(..., help="Folder with one Parquet/CSV file per table.")) -> None:
+def data_import(directory: Path = typer.Argument(..., help="Folder with one Parquet/CSV file per table."),
+                historical: bool = typer.Option(False, "--historical", help=(
+                    "Old data: judge its freshness as of its own newest timestamp, not now (kept with the batch)."))
+                ) -> None:
     """Check a folder of your own tables against the documented schema and stage it for validation."""
     from pipelines.data.importer import import_batch
     from pipelines.data.io import BatchFormatError
@@ -76,7 +91,7 @@ def data_import(directory: Path = typer.Argument(..., help="Folder with one Parq
     if not directory.is_dir():
         _fail(f"{directory} is not a folder")
     try:
-        result = import_batch(directory, s.landing_dir)
+        result = import_batch(directory, s.landing_dir, historical=historical)
     except BatchFormatError as exc:
         console.print(f"[bold red]cannot import {directory}[/]")
         for problem in exc.problems:
@@ -85,12 +100,17 @@ def data_import(directory: Path = typer.Argument(..., help="Folder with one Parq
         raise typer.Exit(1)
     for warning in getattr(result, "warnings", []) or []:
         console.print(f"[yellow]warning:[/] {warning}")
+    console.print("model families this batch can train:")
+    for line in result.family_report():
+        console.print(f"  {line}")
     console.print(f"imported batch [bold]{result.batch_id}[/] -> {result.batch_dir}; run `shopflow run --no-generate` "
                   "or `shopflow validate` next")
 
 
 @app.command()
-def validate(batch_id: Optional[str] = typer.Argument(None, help="Landing batch id (newest if omitted).")) -> None:
+def validate(batch_id: Optional[str] = typer.Argument(None, help="Landing batch id (newest if omitted)."),
+             historical: Optional[bool] = typer.Option(None, "--historical/--not-historical", help=(
+                 "Judge freshness as of the batch's newest timestamp (old data); default: as imported."))) -> None:
     """Run the Great Expectations gate on a landing batch (accept or quarantine)."""
     from pipelines.validation.gate import DataValidationError, gate, latest_landing_batch
 
@@ -99,11 +119,15 @@ def validate(batch_id: Optional[str] = typer.Argument(None, help="Landing batch 
     if batch_id is None:
         _fail("no landing batch: run `shopflow data generate` or `shopflow data import DIR`")
     try:
-        report = gate(batch_id, s)
+        report = gate(batch_id, s, historical=historical)
     except DataValidationError as exc:
         console.print(f"[bold red]batch {batch_id} rejected and quarantined[/]\n{exc}")
         raise typer.Exit(1)
     console.print(f"[green]batch {batch_id} passed {report.evaluated} checks[/]; Data Docs: {report.data_docs_index}")
+    for note in report.notes:
+        console.print(f"note: {note}")
+    for family, why in report.families.items():
+        console.print(f"  {family}: {'yes' if not why else f'no ({why})'}")
 
 
 # ---------------------------------------------------------------- training and report
@@ -114,6 +138,7 @@ def train(model: str = typer.Argument(..., help="Model family, e.g. churn."),
     """Train one model family on the last validated batch and run its champion/challenger gate."""
     from pydantic import ValidationError
 
+    from pipelines.data.kinds import MissingDataError
     from pipelines.registry import get_spec
     from pipelines.training import NoValidatedDataError, evaluate_and_promote, train_model
 
@@ -128,7 +153,7 @@ def train(model: str = typer.Argument(..., help="Model family, e.g. churn."),
                                                   for e in exc.errors()), 2)
     try:
         trained = train_model(model, s, overrides, force)
-    except NoValidatedDataError as exc:
+    except (NoValidatedDataError, MissingDataError) as exc:
         _fail(str(exc))
     gate = evaluate_and_promote(model, s, trained["version"], overrides)
     console.print_json(json.dumps(trained | gate, default=str))
@@ -189,6 +214,10 @@ def run(customers: Optional[int] = typer.Option(None, help="Scale of the generat
         orchestration.ensure_airflow_db(s, log_dir)
     results = []
     for i, (dag_id, conf) in enumerate(steps, 1):
+        reason = _untrainable(s, dag_id.removeprefix("shopflow_train_")) if conf is not None else None
+        if reason:  # a bring-your-own batch may carry only some families' data
+            console.print(f"[{i}/{len(steps)}] {dag_id}: [yellow]skipped[/] ({reason})", highlight=False)
+            continue
         with console.status(f"[{i}/{len(steps)}] airflow dags test {dag_id} …"):
             res = orchestration.test_dag(s, dag_id, conf, log_dir)
         results.append(res)
@@ -198,6 +227,21 @@ def run(customers: Optional[int] = typer.Option(None, help="Scale of the generat
             _explain_failure(s, res)
             raise typer.Exit(1)
     _print_summary(s, time.perf_counter() - t_start)
+
+
+def _untrainable(s: Settings, family: str) -> str | None:
+    """Why the current batch cannot train ``family`` (missing tables), or ``None`` when it can."""
+    from pipelines.data.kinds import MissingDataError, require
+    from pipelines.data.schema import FAMILY_DATA
+    from pipelines.training import data_context
+
+    if family not in FAMILY_DATA:
+        return None
+    try:
+        require(data_context(s), family)
+    except MissingDataError as exc:
+        return str(exc)
+    return None
 
 
 def _explain_failure(s: Settings, res) -> None:
@@ -237,7 +281,9 @@ def _print_summary(s: Settings, seconds: float) -> None:
 def orchestration_dags() -> str:
     from pipelines.registry import load_registry
 
-    return ", ".join(["shopflow_data"] + [f"shopflow_train_{n}" for n in load_registry()])
+    names = list(load_registry())
+    return ", ".join(["shopflow_data"] + [f"shopflow_train_{n}" for n in names]
+                     + [f"shopflow_rollout_{n}" for n in names])
 
 
 # ---------------------------------------------------------------- serving and UIs
@@ -245,13 +291,32 @@ def orchestration_dags() -> str:
 def serve(model: str = typer.Argument(..., help="Model family to serve, e.g. churn."),
           port: int = typer.Option(3000, help="HTTP port."),
           host: str = typer.Option("127.0.0.1", help="Bind address.")) -> None:
-    """Serve a model's champion with BentoML on localhost."""
+    """Serve a model family with BentoML on localhost (champion, plus the challenger during an A/B rollout)."""
     from model_serving.launcher import serve_command
 
     s = _settings()
-    cmd, env = serve_command(model, s, port=port, host=host)
+    try:
+        cmd, env = serve_command(model, s, port=port, host=host)
+    except KeyError as exc:
+        _fail(str(exc.args[0]), 2)
     console.print(f"serving {model} on http://{host}:{port} (API key: see {s.home / 'api_key'} or SHOPFLOW_API_KEY)")
     raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@app.command()
+def build(model: str = typer.Argument(..., help="Model family, e.g. churn.")) -> None:
+    """Build the family's Bento (`bentoml build` of model_serving/bentofile.<model>.yaml), offline."""
+    from model_serving.bentofiles import stale_files
+    from model_serving.launcher import build_command
+    from pipelines.settings import PROJECT_ROOT
+
+    try:
+        cmd = build_command(model)
+    except KeyError as exc:
+        _fail(str(exc.args[0]), 2)
+    if stale_files():
+        _fail("bentofiles are out of date with the registry: run `python -m model_serving.bentofiles`")
+    raise typer.Exit(subprocess.call(cmd, cwd=PROJECT_ROOT))
 
 
 @app.command()

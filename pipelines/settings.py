@@ -40,6 +40,34 @@ class ValidationSettings(BaseModel):
 
     max_staleness_days: float = Field(3.0, gt=0, description="Newest event must be at most this old.")
     min_rows: int = Field(10, ge=1, description="Each table needs at least this many rows.")
+    historical: bool = Field(False, description="Judge every batch's freshness as of its own newest timestamp "
+                                                "(old, historical data) instead of now.")
+
+
+class ServingSettings(BaseModel):
+    """How a Bento service loads and routes its model versions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arm: Literal["both", "champion", "challenger"] = "both"
+    """``both``: one process serves champion and challenger and splits traffic itself (local, sticky by
+    customer); ``champion``/``challenger``: a per-arm Deployment (Kubernetes) serving only that alias."""
+    max_batch: int = Field(1000, ge=1, description="Largest list one request may carry (413/400 above it).")
+    batching: bool = Field(True, description="Adaptive batching of model calls across concurrent requests.")
+
+
+class RolloutSettings(BaseModel):
+    """A/B rollout: ramp schedule, statistics and guardrails."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ramp: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5],
+                              description="Challenger traffic share at each ramp step.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Error rate of the sequential test (safe to peek).")
+    min_samples_per_arm: int = Field(200, ge=1, description="No decision before each arm has this many units.")
+    max_error_rate: float = Field(0.01, ge=0, le=1, description="Guardrail: challenger error rate ceiling.")
+    max_p99_latency_ms: float = Field(500.0, gt=0, description="Guardrail: challenger p99 latency ceiling.")
+    srm_p_value: float = Field(0.001, gt=0, lt=1, description="Sample-ratio mismatch alarm threshold.")
 
 
 class Settings(BaseSettings):
@@ -54,6 +82,11 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     production: ProductionSettings = Field(default_factory=ProductionSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    promotion: Literal["offline", "ab"] = "offline"
+    """``offline``: the training gate moves ``champion`` when a version wins on the holdout; ``ab``: a winning
+    version stays ``challenger`` until an A/B rollout (``shopflow rollout``) promotes it."""
     mlflow_tracking_uri: str | None = None
     """Overrides the profile's tracking URI (e.g. a remote MLflow server)."""
 
@@ -124,6 +157,13 @@ class Settings(BaseSettings):
         if self.profile == "production":
             return self.production.artifact_uri
         return self.mlflow_artifacts_dir.resolve().as_uri()
+
+    @property
+    def rollout_db_uri(self) -> str:
+        """SQLAlchemy URI of the durable A/B store (assignments, outcomes, rollout state, alias history)."""
+        if self.profile == "production":
+            return self.production.postgres_uri
+        return f"sqlite:///{(self.home / 'rollout.db').resolve()}"
 
     def current_batch_dir(self) -> Path | None:
         """Folder of the last good batch, or ``None`` if no batch has passed validation yet."""

@@ -62,6 +62,99 @@ class Evaluation:
     extra_params: dict[str, Any] = field(default_factory=dict)
 
 
+def openapi30(schema: Any) -> Any:
+    """Rewrite pydantic's JSON Schema (OpenAPI 3.1 dialect) into OpenAPI 3.0: ``anyOf: [X, {type: null}]`` becomes
+    ``nullable: true`` and numeric ``exclusiveMinimum``/``exclusiveMaximum`` become the boolean form.
+
+    BentoML publishes an OpenAPI 3.0 document; a ``{"type": "null"}`` schema is only valid from 3.1 on.
+    """
+    if isinstance(schema, list):
+        return [openapi30(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: openapi30(v) for k, v in schema.items()}
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), (int, float)) and not isinstance(out[bound], bool):
+            out[plain], out[bound] = out[bound], True  # 3.1 number form -> 3.0 boolean form
+    if out.get("type") == "file":  # BentoML's file fields; OpenAPI 3.0 spells a file as a binary string
+        out["type"], out["format"] = "string", "binary"
+    options = out.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        del out["anyOf"]
+        if len(rest) == 1 and "$ref" not in rest[0]:
+            out = {**rest[0], **out}
+        else:
+            out["anyOf" if len(rest) > 1 else "allOf"] = rest
+        out["nullable"] = True
+    return out
+
+
+class ApiModel(BaseModel):
+    """Base of every served request/response model: its schema is valid OpenAPI 3.0."""
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return openapi30(super().model_json_schema(*args, **kwargs))
+
+
+class ServedItem(ApiModel):
+    """One prediction of a list request; A/B routing is per item (sticky on its id), so each says its arm."""
+
+    arm: str = "champion"
+    model_version: str = ""
+
+
+class ServedResponse(ApiModel):
+    """Fields every serving response carries, whatever the family."""
+
+    model: str
+    model_version: str
+    """Registry version that answered (for a list split across both A/B arms: ``"<champion>,<challenger>"``)."""
+    arm: str
+    """``champion``, ``challenger``, or ``mixed`` when the items of one list request fell in both arms."""
+    experiment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """How a family is served over HTTP (one shared Bento pattern in ``model_serving/service.py``).
+
+    Attributes:
+        request: Pydantic model of the JSON body (field constraints become 400s naming the field).
+        response: Pydantic model of the answer; a subclass of :class:`ServedResponse`.
+        load: ``(settings, model_uri) -> predictor``: the registered model with its native flavor plus what
+            serving needs beside it (online store handle, catalogue, history, index).
+        predict: ``(predictor, request) -> dict`` of the family's response fields. Raises
+            :class:`pipelines.serving.RequestError` subclasses for bad input (400/404/413), never anything else
+            for a client mistake.
+        unit_id: The A/B unit of a request (customer id, product id): assignment is sticky on it.
+        items_field: For list requests, the request field holding the unit ids (e.g. ``customer_ids``) whose
+            items are routed to their own arm; the response's ``predictions`` come back in request order.
+        route: HTTP route of the endpoint.
+        summary: One line for the OpenAPI description.
+    """
+
+    request: type[BaseModel]
+    response: type[ServedResponse]
+    load: Callable[[Settings, str], Any]
+    predict: Callable[[Any, Any], dict[str, Any]]
+    unit_id: Callable[[Any], str]
+    items_field: str | None = None
+    route: str = "/predict"
+    summary: str = ""
+    example: Callable[[Settings], dict[str, Any]] | None = None
+    """A valid request body on the served data (docs, OpenAPI example, smoke and contract tests)."""
+    unknown: dict[str, Any] | None = None
+    """A request naming an id that cannot exist; answered 404 naming the field (or a fallback, where the family
+    has one: recommendation serves popular products to a new customer)."""
+    upload_field: str | None = None
+    """Request field taking a base64 image; the Bento then also accepts a multipart upload at ``<route>/upload``."""
+    batch_infer: Callable[[Any, Any], Any] | None = None
+    """Optional numeric core ``(predictor, stacked_inputs) -> outputs`` shared by concurrent requests through
+    adaptive batching; ``predict`` then receives an ``infer`` callable to use for that step."""
+
+
 @dataclass(frozen=True)
 class ModelSpec(Generic[P]):
     """One model family.
@@ -80,6 +173,7 @@ class ModelSpec(Generic[P]):
         load_model: Loads a logged model from a ``models:/`` URI with its native flavor.
         description: One line for docs and the run summary.
         resources: Serving/training resource hints (``{"gpu": bool}``).
+        serving: How the family is served over HTTP (``None``: not served).
     """
 
     name: str
@@ -95,6 +189,7 @@ class ModelSpec(Generic[P]):
     load_model: Callable[[str], Any]
     description: str = ""
     resources: dict[str, Any] = field(default_factory=lambda: {"gpu": False})
+    serving: ServingSpec | None = None
 
     def parse_params(self, overrides: dict[str, Any] | None = None) -> P:
         """Validated params from ``key=value`` overrides (strings are coerced by pydantic)."""

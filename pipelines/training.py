@@ -136,7 +136,11 @@ def train_model(model_name: str, settings: Settings, overrides: dict[str, Any] |
         mv = mlflow.register_model(info.model_uri, spec.name, tags={"shopflow.fingerprint": fp,
                                                                     "shopflow.data_snapshot": ctx.batch_id})
         version = str(mv.version)
-        client.set_registered_model_alias(spec.name, tracking.CHALLENGER, version)
+        # Through the audited path, so `shopflow rollout history` shows every alias move.
+        from pipelines.rollout.lifecycle import move_alias
+
+        move_alias(settings, spec.name, tracking.CHALLENGER, version, "training",
+                   f"registered v{version} trained on batch {ctx.batch_id}", client=client)
         best_baseline = (max if spec.higher_is_better else min)(ev.baselines.items(), key=lambda kv: kv[1])
         summary = {
             "model": spec.name,
@@ -160,13 +164,36 @@ def train_model(model_name: str, settings: Settings, overrides: dict[str, Any] |
     return summary
 
 
+def apply_gate_decision(settings: Settings, client, model_name: str, decision: tracking.GateDecision) -> str:
+    """Move ``champion`` as the gate decided, honouring ``settings.promotion``; returns the verdict tag.
+
+    ``offline``: a winning version becomes champion. ``ab``: it does only when there is no champion yet;
+    otherwise it stays ``challenger`` (``decision`` is updated to say so) until an A/B rollout promotes it.
+    The move is recorded in the rollout alias history.
+    """
+    if decision.promoted and settings.promotion == "ab" and decision.champion_version is not None:
+        # An offline win only qualifies the version; live traffic decides (`shopflow rollout start`).
+        decision.promoted = False
+        decision.reason += "; promotion=ab: stays challenger until an A/B rollout promotes it"
+        return "awaiting A/B"
+    if decision.promoted:
+        from pipelines.rollout.lifecycle import move_alias
+
+        move_alias(settings, model_name, tracking.CHAMPION, decision.challenger_version, "training-gate",
+                   decision.reason, client=client)
+        return "promoted"
+    return "not promoted"
+
+
 def evaluate_and_promote(model_name: str, settings: Settings, version: str,
                          overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Champion/challenger gate: score the registered ``version`` and the current champion on the same holdout.
 
     Both models are loaded back from the registry with their native flavor, so the gate also proves the
     registered artifact works. ``version`` becomes ``champion`` only if it wins by more than
-    :data:`PROMOTION_MIN_DELTA`; the decision and its reason are logged to the version's run and tags.
+    :data:`PROMOTION_MIN_DELTA`; the decision and its reason are logged to the version's run and tags. With
+    ``settings.promotion == "ab"`` a winner only replaces the champion when there is none yet; otherwise it stays
+    ``challenger`` for an A/B rollout. Alias moves are recorded in the rollout alias history.
 
     Returns:
         The gate decision as a dict, plus the registry state after it.
@@ -188,9 +215,7 @@ def evaluate_and_promote(model_name: str, settings: Settings, version: str,
         champion_score = challenger_score
     decision = tracking.decide(spec, version, challenger_score, champion.version if champion else None,
                                champion_score, PROMOTION_MIN_DELTA)
-    if decision.promoted:
-        client.set_registered_model_alias(spec.name, tracking.CHAMPION, version)
-    verdict = "promoted" if decision.promoted else "not promoted"
+    verdict = apply_gate_decision(settings, client, spec.name, decision)
     client.set_model_version_tag(spec.name, version, "shopflow.gate", verdict)
     client.set_model_version_tag(spec.name, version, "shopflow.gate_reason", decision.reason)
     run_id = client.get_model_version(spec.name, version).run_id

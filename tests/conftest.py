@@ -36,7 +36,14 @@ def shopflow(home: Path, *args: str, check: bool = True, timeout: int = 900, **e
 
 @pytest.fixture(scope="session")
 def pipeline_home(tmp_path_factory) -> Path:
-    """A home on which `shopflow run` (Airflow -> GX -> Feast -> MLflow) has completed once, at small scale."""
+    """A home on which `shopflow run` (Airflow -> GX -> Feast -> MLflow) has completed once, at small scale.
+
+    For local iteration, ``SHOPFLOW_TEST_REUSE_HOME=<dir>`` reuses a home where that run already completed (tests
+    may add model versions to it); CI never sets it.
+    """
+    reuse = os.environ.get("SHOPFLOW_TEST_REUSE_HOME")
+    if reuse and not os.environ.get("CI"):
+        return Path(reuse)
     home = tmp_path_factory.mktemp("e2e") / "home"
     proc = shopflow(home, "run")
     (home / "first_run.out").write_text(proc.stdout)

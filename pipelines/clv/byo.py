@@ -1,12 +1,10 @@
 """Bring your own data for LTV: a bare transaction log (customer, date, amount) expanded into a ShopFlow batch.
 
-The LTV family needs only the orders; the other raw tables are filled with the minimum that keeps the schema (and
-the feature build) happy: customers who sign up at their first purchase, one placeholder product, no events and no
-daily sales. Behavioural and category features are then zero, and the model leans on the purchase history.
-
-Note: the Great Expectations gate of ``shopflow run`` also checks the events table (row count, purchase share), so
-such a batch is meant for :class:`pipelines.spec.DataContext` use (tests, notebooks) until the gate learns about
-transaction-only shops.
+The LTV family needs only the orders. ``shopflow data import`` accepts a ``transactions`` file (customer_id, date,
+amount) and stores it as ``orders`` with :func:`orders_from_transactions`; every other table may be left out (the
+feature build then takes customers from the orders, signed up at their first purchase). :func:`tables_from_transactions`
+builds the older, complete five-table form (placeholder customers and product, no events and no daily sales) for
+direct :class:`pipelines.spec.DataContext` use in tests and notebooks.
 """
 
 from __future__ import annotations
@@ -17,6 +15,41 @@ import numpy as np
 import pandas as pd
 
 PLACEHOLDER_PRODUCT = "ITEM"
+
+
+def orders_from_transactions(transactions: pd.DataFrame, customer: str = "customer_id", date: str = "date",
+                             amount: str = "amount") -> pd.DataFrame:
+    """Order lines (the ``orders`` schema) from a transaction log, one line per transaction.
+
+    Lines are numbered ``O0000001, ...`` in time order (ties by customer), with product :data:`PLACEHOLDER_PRODUCT`,
+    quantity 1 and ``unit_price`` = ``amount``. This is how ``shopflow data import`` stores a ``transactions`` file.
+
+    Args:
+        transactions: One row per purchase (or order line) with a customer id, a date or time, and an amount.
+        customer, date, amount: Column names in ``transactions``.
+
+    Raises:
+        ValueError: if an amount is negative.
+    """
+    tx = pd.DataFrame({
+        "customer_id": transactions[customer].astype(str).to_numpy(),
+        "order_ts": pd.to_datetime(transactions[date], utc=True).to_numpy(),
+        "amount": transactions[amount].astype("float64").to_numpy(),
+    })
+    tx["order_ts"] = pd.to_datetime(tx["order_ts"], utc=True)
+    if (tx["amount"] < 0).any():
+        raise ValueError("transaction amounts must be non-negative (net refunds out before importing)")
+    tx = tx.sort_values(["order_ts", "customer_id", "amount"], kind="stable").reset_index(drop=True)
+    width = max(7, len(str(len(tx))))
+    return pd.DataFrame({
+        "order_id": [f"O{i:0{width}d}" for i in range(1, len(tx) + 1)],
+        "customer_id": tx["customer_id"],
+        "product_id": PLACEHOLDER_PRODUCT,
+        "order_ts": tx["order_ts"],
+        "quantity": np.ones(len(tx), dtype="int64"),
+        "unit_price": tx["amount"],
+        "amount": tx["amount"],
+    })
 
 
 def tables_from_transactions(transactions: pd.DataFrame, customer: str = "customer_id", date: str = "date",
@@ -30,25 +63,8 @@ def tables_from_transactions(transactions: pd.DataFrame, customer: str = "custom
     Returns:
         ``{table name: frame}`` following ``pipelines.data.schema``.
     """
-    tx = pd.DataFrame({
-        "customer_id": transactions[customer].astype(str).to_numpy(),
-        "order_ts": pd.to_datetime(transactions[date], utc=True).to_numpy(),
-        "amount": transactions[amount].astype("float64").to_numpy(),
-    })
-    tx["order_ts"] = pd.to_datetime(tx["order_ts"], utc=True)
-    if (tx["amount"] < 0).any():
-        raise ValueError("transaction amounts must be non-negative (net refunds out before importing)")
-    tx = tx.sort_values(["order_ts", "customer_id"], kind="stable").reset_index(drop=True)
-    width = max(7, len(str(len(tx))))
-    orders = pd.DataFrame({
-        "order_id": [f"O{i:0{width}d}" for i in range(1, len(tx) + 1)],
-        "customer_id": tx["customer_id"],
-        "product_id": PLACEHOLDER_PRODUCT,
-        "order_ts": tx["order_ts"],
-        "quantity": np.ones(len(tx), dtype="int64"),
-        "unit_price": tx["amount"],
-        "amount": tx["amount"],
-    })
+    orders = orders_from_transactions(transactions, customer, date, amount)
+    tx = orders
     first = tx.groupby("customer_id", sort=True)["order_ts"].min()
     customers = pd.DataFrame({"customer_id": first.index.astype(str), "signup_ts": first.to_numpy(),
                               "region": "unknown", "segment": "unknown"})

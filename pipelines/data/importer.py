@@ -1,13 +1,23 @@
-"""Import users' own shop data (one CSV or Parquet file per table) as a landing batch.
+"""Import users' own shop data (one CSV or Parquet file per table, any subset of the tables) as a landing batch.
 
 The import checks only that the files can be read as the schema of :mod:`pipelines.data.schema` (files,
 columns, value kinds, referenced images) and reports every problem at once. Value-level quality (nulls, ranges,
 unique and foreign keys, freshness) is the job of the Great Expectations gate that runs on the landed batch.
-See ``docs/data-schema.md``.
+
+Besides the stored tables it accepts two shorthands, normalised into what the model families read:
+
+* ``transactions.csv`` (customer_id, date, amount) becomes ``orders``
+  (:func:`pipelines.clv.byo.orders_from_transactions`);
+* labelled pictures ``images/<category>/<name>.png|jpg`` (any size, greyscale or colour) without a products file
+  become ``products`` rows (one per picture) with the pictures stored as PNG under ``images/<product_id>.png``,
+  like the generator writes them.
+
+See ``docs/data-schema.md`` and ``docs/byo-data.md``.
 """
 
 from __future__ import annotations
 
+import io as _bytes_io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -17,7 +27,8 @@ from PIL import Image, UnidentifiedImageError
 
 from pipelines.data import io
 from pipelines.data.io import BatchFormatError
-from pipelines.data.schema import TABLES
+from pipelines.data.kinds import MANIFEST, Support, describe, family_support, manifest_bytes
+from pipelines.data.schema import ALL_TABLES, IMAGE_EXTENSIONS, IMPORT_TABLES
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +47,19 @@ class ImportResult:
     """Number of product images copied."""
     warnings: tuple[str, ...] = ()
     """Things that did not stop the import (e.g. ignored extra columns or files)."""
+    families: dict[str, Support] = field(default_factory=dict)
+    """Which model families can train on the batch, and why not for the others."""
+    historical: bool = False
+    """The batch is judged as of its own newest timestamp (``manifest.json``)."""
+
+    @property
+    def trainable(self) -> list[str]:
+        """Families that can train on the batch."""
+        return [name for name, s in self.families.items() if s.trainable]
+
+    def family_report(self) -> list[str]:
+        """One line per family: ``churn: yes`` or ``pricing: no (missing table products)``."""
+        return describe(self.families)
 
 
 def _image_path(raw: str) -> PurePosixPath | None:
@@ -85,37 +109,120 @@ def _check_images(src: Path, products: pd.DataFrame) -> tuple[pd.Series, dict[st
     return pd.Series(normalised, index=products.index, dtype="string"), files, problems
 
 
-def _stray_files(src: Path, image_files: dict[str, Path]) -> list[str]:
+def _labelled_images(src: Path) -> tuple[pd.DataFrame | None, dict[str, bytes], list[str], list[str]]:
+    """Products from ``images/<category>/<name>.<ext>``: one product per picture, pictures normalised to PNG.
+
+    Returns:
+        The products table (``None`` when there is no labelled folder), the files to store (relative path ->
+        PNG bytes), problems and warnings.
+    """
+    root = src / "images"
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    if not folders:
+        return None, {}, [], []
+    pictures: list[tuple[str, Path]] = []
+    ignored: list[str] = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() in IMAGE_EXTENSIONS and path.parent == folder:
+                pictures.append((folder.name, path))
+            else:
+                ignored.append(path.relative_to(src).as_posix())
+    loose = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    warnings = []
+    if ignored or loose:
+        skipped = ignored + [f"images/{n}" for n in loose]
+        warnings.append(f"images: ignoring {len(skipped)} file(s) that are not pictures in a category folder, e.g. "
+                        + ", ".join(skipped[: io.MAX_EXAMPLES]))
+    stems: dict[str, int] = {}
+    for _, path in pictures:
+        stems[path.stem] = stems.get(path.stem, 0) + 1
+    rows, files, unreadable = [], {}, []
+    taken: set[str] = set()
+    for category, path in pictures:
+        pid = path.stem if stems[path.stem] == 1 else f"{category}_{path.stem}"
+        if pid in taken:  # the same name twice in one folder (a.png and a.jpg)
+            pid = f"{pid}_{path.suffix.lower().lstrip('.')}"
+        taken.add(pid)
+        try:
+            png = _normalised_png(path)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            unreadable.append(path.relative_to(src).as_posix())
+            continue
+        rel = f"images/{pid}.png"
+        files[rel] = png
+        rows.append({"product_id": pid, "category": category, "brand": None, "base_price": None, "cost": None,
+                     "image_file": rel})
+    problems = []
+    if unreadable:
+        problems.append(f"images: {len(unreadable)} picture(s) are not readable images, e.g. "
+                        + ", ".join(repr(u) for u in unreadable[: io.MAX_EXAMPLES]))
+    if not pictures:
+        problems.append(f"images: the category folders {', '.join(f.name for f in folders[:5])} hold no "
+                        f"{'/'.join(IMAGE_EXTENSIONS)} pictures")
+    return pd.DataFrame(rows, columns=ALL_TABLES["products"].column_names), files, problems, warnings
+
+
+def _normalised_png(path: Path) -> bytes:
+    """The picture as PNG bytes at its own size: greyscale kept as ``L``, anything else RGB on white.
+
+    Transparency is composited onto white, as :func:`pipelines.vision_lib.images.load_image` would do.
+    """
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("1", "L", "I", "I;16", "F"):
+            out = img.convert("L")
+        elif img.mode in ("LA", "La"):
+            out = Image.alpha_composite(Image.new("LA", img.size, (255, 255)), img.convert("LA")).convert("L")
+        else:
+            out = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)),
+                                        img.convert("RGBA")).convert("RGB")
+    buf = _bytes_io.BytesIO()
+    out.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _stray_files(src: Path, image_files: dict[str, Path | bytes]) -> list[str]:
     """Top-level files that are neither a table nor a referenced image (e.g. a misspelt table name)."""
-    known = {f"{name}{suffix}" for name in TABLES for suffix in _TABLE_SUFFIXES}
+    known = {f"{name}{suffix}" for name in (*ALL_TABLES, *IMPORT_TABLES) for suffix in _TABLE_SUFFIXES}
     image_roots = {PurePosixPath(rel).parts[0] for rel in image_files}
     return sorted(p.name for p in src.iterdir() if p.name not in known | image_roots and not p.name.startswith("."))
 
 
-def import_batch(src: Path, landing_dir: Path) -> ImportResult:
+def import_batch(src: Path, landing_dir: Path, historical: bool = False) -> ImportResult:
     """Read a folder of user tables, check it fits the schema and store it as a landing batch.
 
     Args:
-        src: Folder with ``customers``, ``products``, ``events``, ``orders`` and ``daily_sales`` as ``.csv`` or
-            ``.parquet`` (Parquet wins if both exist), and optionally the images referenced by
-            ``products.image_file`` (paths relative to ``src``).
+        src: Folder with any of the tables of :data:`~pipelines.data.schema.ALL_TABLES` as ``.csv`` or ``.parquet``
+            (Parquet wins if both exist), or ``transactions`` instead of ``orders``, and optionally the images
+            referenced by ``products.image_file`` (paths relative to ``src``) or, without a products file,
+            labelled pictures in ``images/<category>/``.
         landing_dir: Parent of batch folders; the batch lands in ``landing_dir/<batch_id>``.
+        historical: Mark the batch as historical: the gate then judges freshness as of the batch's own newest
+            timestamp instead of now (stored in the batch's ``manifest.json``, so it is part of the batch id).
 
     Returns:
-        The batch id (content hash: importing the same data again gives the same id), its folder, row counts
-        and warnings.
+        The batch id (content hash: importing the same data again gives the same id), its folder, row counts,
+        warnings and which model families can train on it.
 
     Raises:
-        BatchFormatError: listing every problem (missing table files or columns, values that cannot be read,
-            missing or unreadable referenced images), each naming the table and column. Nothing is stored then.
+        BatchFormatError: listing every problem (no table at all, missing columns, values that cannot be read,
+            missing or unreadable images, both orders and transactions), each naming the table and column.
+            Nothing is stored then.
     """
+    from pipelines.clv.byo import orders_from_transactions
+
     src = Path(src)
     if not src.is_dir():
         raise BatchFormatError(f"{src} is not a folder", header=f"Cannot import {src}:")
     tables: dict[str, pd.DataFrame] = {}
     problems: list[str] = []
     warnings: list[str] = []
-    for name, schema in TABLES.items():
+    for name, schema in (*ALL_TABLES.items(), *IMPORT_TABLES.items()):
+        if io.table_path(src, name) is None:
+            continue
         try:
             df = io.read_table(src, name)
         except BatchFormatError as exc:
@@ -124,12 +231,37 @@ def import_batch(src: Path, landing_dir: Path) -> ImportResult:
         extra = [c for c in df.columns if c not in schema.column_names]
         if extra:
             warnings.append(f"{name}: ignoring unknown column(s) {', '.join(map(str, extra))}")
-        tables[name] = df
-    files: dict[str, Path] = {}
-    if "products" in tables:
-        image_file, files, image_problems = _check_images(src, tables["products"])
-        tables["products"]["image_file"] = image_file
+        tables[name] = df[schema.column_names] if name in IMPORT_TABLES else df
+    if io.table_path(src, "transactions") is not None:
+        transactions = tables.pop("transactions", None)
+        if io.table_path(src, "orders") is not None:
+            problems.append("transactions: give either orders or transactions, not both (transactions are stored "
+                            "as orders)")
+        elif transactions is not None:
+            try:
+                tables["orders"] = orders_from_transactions(transactions)
+            except ValueError as exc:
+                problems.append(f"transactions.amount: {exc}")
+    files: dict[str, Path | bytes] = {}
+    if io.table_path(src, "products") is not None:
+        if "products" in tables:
+            image_file, referenced, image_problems = _check_images(src, tables["products"])
+            tables["products"]["image_file"] = image_file
+            files.update(referenced)
+            problems.extend(image_problems)
+    else:
+        products, pictures, image_problems, image_warnings = _labelled_images(src)
         problems.extend(image_problems)
+        warnings.extend(image_warnings)
+        if products is not None and not products.empty:
+            tables["products"] = products
+            files.update(pictures)
+    if not tables and not problems:
+        problems.append(
+            "batch: no table file found (expected any of "
+            + ", ".join(f"{n}.csv" for n in (*ALL_TABLES, *IMPORT_TABLES))
+            + ", or labelled pictures in images/<category>/)"
+        )
     stray = _stray_files(src, files)
     if problems:
         header = f"Cannot import {src} ({len(problems)} problem(s); rows are counted from 1 after the header):"
@@ -141,7 +273,14 @@ def import_batch(src: Path, landing_dir: Path) -> ImportResult:
         warnings.append(f"ignoring file(s) that are not tables: {', '.join(stray)}")
     for warning in warnings:
         logger.warning("%s: %s", src, warning)
+    if historical:
+        files[MANIFEST] = manifest_bytes(historical=True)
+    n_images = sum(1 for rel in files if rel != MANIFEST)
     batch_id, batch_dir = io.store_batch(tables, landing_dir, files=files)
     rows = {name: len(df) for name, df in tables.items()}
-    logger.info("imported %s as batch %s (%s)", src, batch_id, ", ".join(f"{k}={v}" for k, v in rows.items()))
-    return ImportResult(batch_id=batch_id, batch_dir=batch_dir, rows=rows, images=len(files), warnings=tuple(warnings))
+    families = family_support(io.read_batch(batch_dir))
+    logger.info("imported %s as batch %s (%s); trainable: %s", src, batch_id,
+                ", ".join(f"{k}={v}" for k, v in rows.items()),
+                ", ".join(n for n, f in families.items() if f.trainable) or "none")
+    return ImportResult(batch_id=batch_id, batch_dir=batch_dir, rows=rows, images=n_images,
+                        warnings=tuple(warnings), families=families, historical=historical)

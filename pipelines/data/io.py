@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.data.schema import TABLES, TableSchema
+from pipelines.data.schema import ALL_TABLES, IMPORT_TABLES, TableSchema
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +112,14 @@ def coerce(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
             few example rows.
     """
     problems: list[str] = []
-    for name in schema.column_names:
-        if name not in df.columns:
-            problems.append(f"{schema.name}.{name}: missing column")
+    for col in schema.columns:
+        if col.name not in df.columns and not col.optional:
+            problems.append(f"{schema.name}.{col.name}: missing column")
     out = df.copy()
     for col in schema.columns:
         if col.name not in out.columns:
+            if col.optional:
+                out[col.name] = _convert(pd.Series(pd.NA, index=out.index, dtype="string"), col.kind)[0]
             continue
         raw = out[col.name]
         converted, bad = _convert(raw, col.kind)
@@ -145,7 +147,8 @@ def normalise(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
             # Blank strings mean "no value" (CSV has no other way to say null).
             s = out[col.name]
             out[col.name] = s.mask((s.str.strip() == "").fillna(False))
-    out = out.sort_values(list(schema.primary_key), kind="stable", na_position="last")
+    if schema.primary_key:
+        out = out.sort_values(list(schema.primary_key), kind="stable", na_position="last")
     return out.reset_index(drop=True)
 
 
@@ -155,7 +158,7 @@ def read_table(batch_dir: Path, table: str) -> pd.DataFrame:
     Raises:
         BatchFormatError: if the file is missing, unreadable or does not fit the schema.
     """
-    schema = TABLES[table]
+    schema = ALL_TABLES[table] if table in ALL_TABLES else IMPORT_TABLES[table]
     path = table_path(batch_dir, table)
     if path is None:
         raise BatchFormatError(f"{table}: no {table}.parquet or {table}.csv in {batch_dir}")
@@ -184,11 +187,30 @@ def _read_csv(path: Path) -> pd.DataFrame:
             ) from None
 
 
+def present_tables(batch_dir: Path) -> list[str]:
+    """Names of the tables that have a file in ``batch_dir``, in dependency order."""
+    return [name for name in ALL_TABLES if table_path(Path(batch_dir), name) is not None]
+
+
+def empty_table(table: str) -> pd.DataFrame:
+    """A table with no rows but the schema's columns and dtypes (stands in for a table a batch does not hold)."""
+    schema = ALL_TABLES[table]
+    return coerce(pd.DataFrame({c: pd.Series(dtype="string") for c in schema.column_names}), schema)
+
+
 def read_batch(batch_dir: Path) -> dict[str, pd.DataFrame]:
-    """All tables of a batch; collects the problems of every table into one error."""
+    """Every table present in a batch; collects the problems of every table into one error.
+
+    Raises:
+        BatchFormatError: if a present table cannot be read, or the folder holds no table at all.
+    """
     tables: dict[str, pd.DataFrame] = {}
     problems: list[str] = []
-    for name in TABLES:
+    names = present_tables(batch_dir)
+    if not names:
+        raise BatchFormatError(f"batch: no table file in {batch_dir} (expected one of "
+                               f"{', '.join(f'{n}.parquet/.csv' for n in ALL_TABLES)})")
+    for name in names:
         try:
             tables[name] = read_table(batch_dir, name)
         except BatchFormatError as exc:
@@ -248,14 +270,15 @@ def store_batch(
     landing_dir: Path,
     files: Mapping[str, Path | bytes] | None = None,
 ) -> tuple[str, Path]:
-    """Write a complete batch into ``landing_dir/<batch_id>``, where ``batch_id`` is its content hash.
+    """Write a batch into ``landing_dir/<batch_id>``, where ``batch_id`` is its content hash.
 
-    Every table of the schema must be given; each is normalised (:func:`normalise`) and written as Parquet.
+    Any non-empty subset of the schema's tables may be given; each is normalised (:func:`normalise`) and
+    written as Parquet.
     The batch is assembled in a hidden temporary folder inside ``landing_dir`` and renamed when complete;
     storing the same content twice is a no-op returning the same id.
 
     Args:
-        tables: One frame per table name of :data:`~pipelines.data.schema.TABLES`.
+        tables: One frame per table name of :data:`~pipelines.data.schema.ALL_TABLES` (at least one).
         landing_dir: Parent folder of the batch folders (created if needed).
         files: Extra files (e.g. product images), keyed by their POSIX path relative to the batch folder;
             the value is the file's bytes or a path to copy from.
@@ -263,13 +286,14 @@ def store_batch(
     Returns:
         ``(batch_id, batch_dir)``.
     """
-    missing = [name for name in TABLES if name not in tables]
-    if missing:
-        raise ValueError(f"store_batch needs every table; missing {', '.join(missing)}")
+    unknown = sorted(set(tables) - set(ALL_TABLES))
+    if unknown or not tables:
+        raise ValueError(f"store_batch needs at least one of {', '.join(ALL_TABLES)}; got {sorted(tables)}")
     tmp_dir = make_tmp_dir(landing_dir)
     try:
-        for name, schema in TABLES.items():
-            write_table(normalise(tables[name], schema), tmp_dir, name)
+        for name, schema in ALL_TABLES.items():
+            if name in tables:
+                write_table(normalise(tables[name], schema), tmp_dir, name)
         for rel, content in sorted((files or {}).items()):
             dest = tmp_dir / rel
             dest.parent.mkdir(parents=True, exist_ok=True)

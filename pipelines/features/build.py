@@ -5,6 +5,11 @@ rows with a time strictly before the snapshot time, and a customer appears only 
 every 7 days anchored at the batch's end (customers) and daily (products), so a label at any time ``T`` joins the
 newest snapshot at or before ``T`` without leaking anything from ``[snapshot, T]`` or later.
 
+Every raw table is optional (a batch brings the data kinds it has): absent tables count as empty, customers are
+taken from the activity (signed up at their first order, event or rating) when there is no customers table, and
+the snapshot grid is anchored on the events and orders, else the ratings, else the sales. A batch without any
+time (e.g. only labelled images) gets empty feature tables; families needing those features cannot train on it.
+
 Windows are half-open: ``[t - w, t)``. They are computed without per-entity Python loops: the raw rows are turned
 into per-entity cumulative sums once, and ``merge_asof`` reads the cumulative value strictly before ``t`` and before
 ``t - w``; their difference is the window total.
@@ -20,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.data.io import read_table
+from pipelines.data.io import empty_table, present_tables, read_table
 
 CUSTOMER_SNAPSHOT_EVERY = pd.Timedelta(days=7)
 PRODUCT_SNAPSHOT_EVERY = pd.Timedelta(days=1)
@@ -49,11 +54,9 @@ def build_feature_tables(batch_dir: Path, settings) -> dict[str, Path]:
         ``{table name: written Parquet path}`` for every name in :data:`FEATURE_TABLES`.
 
     Raises:
-        pipelines.data.io.BatchFormatError: if a raw table is missing or malformed.
-        ValueError: if the batch holds neither events nor orders to anchor the snapshots on.
+        pipelines.data.io.BatchFormatError: if a raw table present in the batch is malformed.
     """
-    raw = ("customers", "products", "events", "orders", "daily_sales")
-    tables = {name: read_table(Path(batch_dir), name) for name in raw}
+    tables = {name: read_table(Path(batch_dir), name) for name in present_tables(Path(batch_dir))}
     frames = compute_feature_tables(tables)
     return write_atomically(frames, settings.features_dir)
 
@@ -62,10 +65,14 @@ def compute_feature_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Data
     """The feature tables, in memory, from raw tables as returned by ``pipelines.data.io.read_batch``.
 
     Customer snapshots fall every 7 days back from :func:`snapshot_end`, product snapshots every day; both stop at
-    the first time with a full day of activity before it.
+    the first time with a full day of activity before it. Absent tables count as empty (see the module doc).
     """
-    tables = _normalised(tables)
-    first_day, end = _activity_span(tables["events"], tables["orders"])
+    tables = _normalised(_completed(tables))
+    span = _span(tables)
+    timeless = span is None
+    # Without any time the frames are computed on a one-day dummy grid and emptied: same columns and dtypes.
+    epoch = pd.Timestamp("1970-01-01", tz="UTC")
+    first_day, end = span if span is not None else (epoch, epoch + DAY)
     # "Created" when the batch closed: deterministic, so the same batch always gives byte-identical files.
     created = end
     customer_times = _snapshot_times(first_day, end, CUSTOMER_SNAPSHOT_EVERY)
@@ -78,14 +85,41 @@ def compute_feature_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Data
         "customer_category_mix": _customer_category_mix(grid, tables["orders"], tables["products"]),
         "product_sales": _product_sales(tables["products"], tables["daily_sales"], tables["events"], product_times),
     }
-    for frame in frames.values():
+    for name, frame in frames.items():
         frame["created_timestamp"] = created
+        if timeless:
+            frames[name] = frame.iloc[:0].reset_index(drop=True)
     return frames
+
+
+def _completed(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every raw table the features read: absent ones empty, customers derived from the activity if absent."""
+    out = {name: tables[name] if name in tables else empty_table(name)
+           for name in ("customers", "products", "events", "orders", "daily_sales", "ratings")}
+    if "customers" not in tables:
+        out["customers"] = _customers_from_activity(out)
+    if "products" not in tables and "daily_sales" in tables:
+        ids = np.sort(tables["daily_sales"]["product_id"].astype(str).unique())
+        out["products"] = empty_table("products").reindex(range(len(ids))).assign(product_id=ids)
+    return out
+
+
+def _customers_from_activity(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Customers seen in orders, events or ratings, signed up at their first activity (no customers table)."""
+    seen = pd.concat([
+        pd.DataFrame({"customer_id": tables[t]["customer_id"].astype(str),
+                      "ts": pd.to_datetime(tables[t][c], utc=True)})
+        for t, c in (("orders", "order_ts"), ("events", "event_ts"), ("ratings", "ts"))
+    ], ignore_index=True).dropna()
+    first = seen.groupby("customer_id", sort=True)["ts"].min()
+    out = empty_table("customers").reindex(range(len(first)))
+    return out.assign(customer_id=first.index.to_numpy(), signup_ts=first.to_numpy())
 
 
 def _normalised(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Copies with every time column as ``datetime64[ns, UTC]``: ``merge_asof`` refuses keys of mixed resolution."""
-    times = {"customers": "signup_ts", "events": "event_ts", "orders": "order_ts", "daily_sales": "date"}
+    times = {"customers": "signup_ts", "events": "event_ts", "orders": "order_ts", "daily_sales": "date",
+             "ratings": "ts"}
     out = dict(tables)
     for table, col in times.items():
         stamps = pd.to_datetime(tables[table][col], utc=True).astype("datetime64[ns, UTC]")
@@ -93,24 +127,42 @@ def _normalised(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def snapshot_end(events: pd.DataFrame, orders: pd.DataFrame) -> pd.Timestamp:
-    """Anchor of every snapshot grid: midnight UTC after the last day with an event or an order.
+def snapshot_end(events: pd.DataFrame, orders: pd.DataFrame, ratings: pd.DataFrame | None = None) -> pd.Timestamp:
+    """Anchor of every snapshot grid: midnight UTC after the last day with an event or an order (with neither,
+    the last rating).
 
     Raises:
-        ValueError: if there are no events and no orders.
+        ValueError: if there are no events, no orders and no ratings.
     """
-    return _activity_span(events, orders)[1]
+    span = _activity_span(events, orders, ratings)
+    if span is None:
+        raise ValueError("batch has no events, orders or ratings: nothing to anchor feature snapshots on")
+    return span[1]
 
 
-def _activity_span(events: pd.DataFrame, orders: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _stamps(*columns: pd.Series) -> pd.Series:
+    return pd.concat([pd.to_datetime(c, utc=True) for c in columns], ignore_index=True).dropna()
+
+
+def _activity_span(events: pd.DataFrame, orders: pd.DataFrame,
+                   ratings: pd.DataFrame | None = None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """``(first day, end)`` of customer activity; ``end`` is exclusive (midnight after the last day)."""
-    stamps = pd.concat(
-        [pd.to_datetime(events["event_ts"], utc=True), pd.to_datetime(orders["order_ts"], utc=True)],
-        ignore_index=True,
-    ).dropna()
+    stamps = _stamps(events["event_ts"], orders["order_ts"])
+    if stamps.empty and ratings is not None:
+        stamps = _stamps(ratings["ts"])
     if stamps.empty:
-        raise ValueError("batch has no events and no orders: nothing to anchor feature snapshots on")
+        return None
     return stamps.min().floor("D"), stamps.max().floor("D") + DAY
+
+
+def _span(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Snapshot span of a batch: its customer activity, else its sales dates, else ``None``."""
+    span = _activity_span(tables["events"], tables["orders"], tables["ratings"])
+    if span is None:
+        dates = _stamps(tables["daily_sales"]["date"])
+        if not dates.empty:
+            span = dates.min().floor("D"), dates.max().floor("D") + DAY
+    return span
 
 
 def _snapshot_times(first_day: pd.Timestamp, end: pd.Timestamp, every: pd.Timedelta) -> pd.DatetimeIndex:

@@ -183,12 +183,14 @@ def materialize(settings: Settings, end: datetime | None = None) -> None:
     """
     store = get_store(settings)
     end = _utc(end) if end is not None else _newest_snapshot(settings)
+    if end is None:
+        return  # every feature file is empty (a batch without customers' or products' history): nothing to load
     online = [view.name for view in store.list_feature_views() if view.online]
     store.materialize(start_date=_EPOCH, end_date=end, feature_views=online)
 
 
-def _newest_snapshot(settings: Settings) -> datetime:
-    """Newest ``event_timestamp`` over the feature files (reads that one column only)."""
+def _newest_snapshot(settings: Settings) -> datetime | None:
+    """Newest ``event_timestamp`` over the feature files (reads that one column only); ``None`` if all are empty."""
     newest = [
         pd.read_parquet(path, columns=["event_timestamp"])["event_timestamp"].max()
         for path in (feature_path(settings.features_dir, t) for t in FEATURE_TABLES)
@@ -196,7 +198,8 @@ def _newest_snapshot(settings: Settings) -> datetime:
     ]
     if not newest:
         raise FileNotFoundError(f"no feature files in {settings.features_dir}: build the features first")
-    return _utc(max(newest).to_pydatetime())
+    newest = [ts for ts in newest if pd.notna(ts)]  # a batch without e.g. customers has empty customer files
+    return _utc(max(newest).to_pydatetime()) if newest else None
 
 
 def feature_names(settings: Settings, service: str, store=None) -> list[str]:

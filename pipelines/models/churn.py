@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.serving import CustomerIds, batch_values, feast_predictor
+from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedItem, ServedResponse, ServingSpec
 
 FEATURE_SERVICE = "churn_v1"
 
@@ -32,6 +33,8 @@ class ChurnParams(ModelParams):
     subsample: float = Field(0.8, gt=0, le=1)
     colsample_bytree: float = Field(0.8, gt=0, le=1)
     min_child_weight: float = Field(5.0, ge=0)
+    holdout_fraction: float = Field(0.25, gt=0, lt=1, description=(
+        "Share of customers held out (stratified) when the customers table carries a `churned` label."))
 
 
 @dataclass
@@ -73,12 +76,52 @@ def cutoffs(snapshot_end: pd.Timestamp, params: ChurnParams) -> tuple[list[pd.Ti
     return sorted(train), holdout
 
 
+def provided_labels(customers: pd.DataFrame, orders: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Entity rows from a ``churned`` column: labelled customers who had signed up before ``cutoff``.
+
+    The label is known at the data's end; features are read at ``cutoff`` (``horizon_days`` earlier), so the
+    behaviour that made a customer churn (the missing orders) is not in the inputs.
+    """
+    labelled = customers[customers["churned"].notna() & (customers["signup_ts"] < cutoff)]
+    return pd.DataFrame({
+        "customer_id": labelled["customer_id"].astype(str).to_numpy(),
+        "event_timestamp": cutoff,
+        "churned": labelled["churned"].astype(int).to_numpy(),
+    })
+
+
+def _stratified_holdout(labels: pd.Series, fraction: float, seed: int) -> np.ndarray:
+    """Holdout mask drawing ``fraction`` of each class (at least one per class), seeded."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), dtype=bool)
+    for value in sorted(labels.unique()):
+        idx = np.flatnonzero(labels.to_numpy() == value)
+        n = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
+        if n > 0:
+            mask[rng.choice(idx, size=n, replace=False)] = True
+    return mask
+
+
 def prepare(ctx: DataContext, params: ChurnParams) -> ChurnData:
+    """Labelled customer rows with their Feast features as of each cutoff, split into train and holdout.
+
+    Labels come from the customers' ``churned`` column when the batch provides one (features at
+    ``horizon_days`` before the data's end, a stratified random holdout of customers); otherwise they are derived
+    from the orders at several cutoffs (time split, see the module doc).
+
+    Raises:
+        pipelines.data.kinds.MissingDataError: if the batch has no customers or no orders.
+        ValueError: if the history is too short or the labels have a single class.
+    """
+    from pipelines.data.kinds import require, table_or_empty
     from pipelines.features import store
     from pipelines.features.build import snapshot_end
 
+    require(ctx, "churn")
     orders, customers = ctx.table("orders"), ctx.table("customers")
-    end = snapshot_end(ctx.table("events"), orders)
+    end = snapshot_end(table_or_empty(ctx, "events"), orders)
+    if customers["churned"].notna().any():
+        return _prepare_provided(ctx, params, customers, orders, end)
     train_cuts, holdout_cut = cutoffs(end, params)
     if train_cuts[0] <= orders["order_ts"].min():
         raise ValueError(
@@ -103,6 +146,28 @@ def prepare(ctx: DataContext, params: ChurnParams) -> ChurnData:
     if train["churned"].nunique() < 2 or holdout["churned"].nunique() < 2:
         raise ValueError("churn labels have a single class in train or holdout; need more customers or history")
     return ChurnData(train, holdout, features, holdout_cut, oracle)
+
+
+def _prepare_provided(ctx: DataContext, params: ChurnParams, customers: pd.DataFrame, orders: pd.DataFrame,
+                      end: pd.Timestamp) -> ChurnData:
+    """The data set from a provided ``churned`` label (no oracle: the label is the only truth there is)."""
+    from pipelines.features import store
+
+    cutoff = end - -(-params.horizon_days // 7) * pd.Timedelta(days=7)  # on the weekly snapshot grid
+    entities = provided_labels(customers, orders, cutoff)
+    if entities.empty:
+        raise ValueError(f"no customer with a churned label signed up before {cutoff.date()} (horizon_days="
+                         f"{params.horizon_days} before the data's end); lower horizon_days or bring more history")
+    frame = store.training_frame(ctx.settings, entities, FEATURE_SERVICE)
+    features = [c for c in store.feature_names(ctx.settings, FEATURE_SERVICE) if c in frame.columns]
+    frame[features] = frame[features].astype("float64")
+    frame = frame.sort_values("customer_id").reset_index(drop=True)
+    if frame["churned"].value_counts().min() < 2 or frame["churned"].nunique() < 2:
+        raise ValueError("churn labels need at least 2 customers of each class (churned 0 and 1) signed up before "
+                         f"{cutoff.date()}")
+    is_holdout = _stratified_holdout(frame["churned"], params.holdout_fraction, params.seed)
+    train, holdout = frame[~is_holdout].reset_index(drop=True), frame[is_holdout].reset_index(drop=True)
+    return ChurnData(train, holdout, features, cutoff, None)
 
 
 def fit(data: ChurnData, params: ChurnParams):
@@ -221,6 +286,48 @@ def load_model(uri: str):
     return mlflow.xgboost.load_model(uri)
 
 
+# ------------------------------------------------------------------------------------------------ serving
+
+
+class ChurnRequest(ApiModel):
+    customer_ids: CustomerIds
+
+
+class ChurnPrediction(ServedItem):
+    customer_id: str
+    churn_probability: float = Field(ge=0, le=1)
+
+
+class ChurnResponse(ServedResponse):
+    feature_service: str
+    predictions: list[ChurnPrediction]
+
+
+def serve_load(settings, uri: str):
+    model = load_model(uri)
+    return feast_predictor(settings, model, list(model.get_booster().feature_names), FEATURE_SERVICE)
+
+
+def serve_infer(predictor, x: np.ndarray) -> np.ndarray:
+    """The batchable core: probabilities for stacked feature rows."""
+    return predictor.model.predict_proba(x)[:, 1]
+
+
+def serve_predict(predictor, request: ChurnRequest, infer) -> dict:
+    probs = infer(predictor.rows(request.customer_ids))
+    return {"feature_service": FEATURE_SERVICE,
+            "predictions": [{"customer_id": c, "churn_probability": float(p)}
+                            for c, p in zip(request.customer_ids, probs, strict=True)]}
+
+
+SERVING = ServingSpec(
+    request=ChurnRequest, response=ChurnResponse, load=serve_load, predict=serve_predict,
+    unit_id=lambda r: r.customer_ids[0], items_field="customer_ids", batch_infer=serve_infer,
+    example=lambda s: {"customer_ids": batch_values(s, "orders", "customer_id")},
+    unknown={"customer_ids": ["C_DOES_NOT_EXIST"]},
+    summary="Churn probability of each customer over the model's horizon.",
+)
+
 SPEC = ModelSpec(
     name="churn",
     params=ChurnParams,
@@ -234,4 +341,5 @@ SPEC = ModelSpec(
     log_model=log_model,
     load_model=load_model,
     description="XGBoost churn classifier on RFM, activity and category-mix features.",
+    serving=SERVING,
 )

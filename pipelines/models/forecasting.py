@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
 
 from pipelines.forecast.data import Panel, build_panel, calendar_features, extend_dates
 from pipelines.forecast.metrics import QUANTILES
-from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.serving import batch_values
+from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedResponse, ServingSpec
 from pipelines.utils import pinned_requirements
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,9 @@ def panel_truth(ctx: DataContext, panel: Panel) -> tuple[np.ndarray, np.ndarray]
 
 def prepare(ctx: DataContext, params: ForecastingParams) -> ForecastData:
     """Panel from ``daily_sales``, the backtest layout and (generated data only) the oracle's true means."""
+    from pipelines.data.kinds import require
+
+    require(ctx, "forecasting")
     panel = build_panel(ctx.table("daily_sales"))
     data = make_dataset(panel, params, panel_truth(ctx, panel))
     log.info("forecasting: %d products x %d %s periods, horizon %d, lags %d, season %d, %d training windows",
@@ -540,6 +544,85 @@ def load_model(uri: str) -> Forecaster:
     return Forecaster(net=mlflow.pytorch.load_model(local), meta=dict(Model.load(local).metadata))
 
 
+# ------------------------------------------------------------------------------------------------ serving
+
+
+class ForecastRequest(ApiModel):
+    product_id: str = Field(min_length=1, max_length=64)
+    horizon: int = Field(28, ge=1, le=366, description="Periods ahead (at most the model's horizon).")
+    price_plan: list[Annotated[float, Field(gt=0, le=1e7)]] | None = Field(
+        None, max_length=366, description="Planned price per period (what-if); default: the last known price.")
+
+
+class ForecastPoint(ApiModel):
+    date: str
+    p10: float = Field(ge=0)
+    p50: float = Field(ge=0)
+    p90: float = Field(ge=0)
+
+
+class ForecastResponse(ServedResponse):
+    product_id: str
+    frequency: str
+    forecast: list[ForecastPoint]
+
+
+@dataclass
+class ServedForecaster:
+    """The registered forecaster plus the sales history it reads (the current batch's panel)."""
+
+    model: Forecaster
+    data: ForecastData
+    index: dict[str, int]
+
+
+def serve_load(settings, uri: str) -> ServedForecaster:
+    from pipelines.training import data_context
+
+    model = load_model(uri)
+    panel = build_panel(data_context(settings).table("daily_sales"))
+    empty = np.zeros((0,), dtype=np.int64)
+    data = ForecastData(panel, calendar_features(panel.dates), int(model.meta["horizon"]), int(model.meta["lags"]),
+                        1, [panel.n_periods], np.zeros((1, len(panel.product_ids), 0)),
+                        np.ones((1, len(panel.product_ids))), empty, empty)
+    return ServedForecaster(model, data, {p: i for i, p in enumerate(panel.product_ids)})
+
+
+def serve_predict(served: ServedForecaster, request: ForecastRequest) -> dict:
+    """P10/P50/P90 units per period from the end of the history, optionally under a price plan."""
+    from pipelines.serving import NotFound, RequestError
+
+    horizon = int(served.model.meta["horizon"])
+    if request.horizon > horizon:
+        raise RequestError("horizon", f"{request.horizon} periods asked; this model forecasts at most {horizon}")
+    row = served.index.get(request.product_id)
+    if row is None:
+        raise NotFound("product_id", f"unknown product {request.product_id!r} (no sales history)")
+    if request.price_plan is not None and len(request.price_plan) > request.horizon:
+        raise RequestError("price_plan", f"{len(request.price_plan)} prices for a horizon of {request.horizon}")
+    panel = served.data.panel
+    price = None
+    if request.price_plan:
+        plan = np.repeat(panel.price[:, -1:], horizon, axis=1)
+        plan[row, :len(request.price_plan)] = request.price_plan
+        plan[row, len(request.price_plan):] = request.price_plan[-1]
+        price = np.concatenate([panel.price, plan], axis=1)
+    q = forecast(served.model, served.data, origins=[panel.n_periods], price=price)[0, row, :request.horizon]
+    dates = extend_dates(panel.dates, panel.frequency, request.horizon)[-request.horizon:]
+    q = np.maximum(np.sort(q, axis=1), 0.0)
+    return {"product_id": request.product_id, "frequency": panel.frequency.name,
+            "forecast": [{"date": str(d.date()), "p10": float(a), "p50": float(b), "p90": float(c)}
+                         for d, (a, b, c) in zip(dates, q, strict=True)]}
+
+
+SERVING = ServingSpec(
+    request=ForecastRequest, response=ForecastResponse, load=serve_load, predict=serve_predict,
+    unit_id=lambda r: r.product_id, route="/forecast",
+    example=lambda s: {"product_id": batch_values(s, "daily_sales", "product_id", 1)[0], "horizon": 7},
+    unknown={"product_id": "P_DOES_NOT_EXIST", "horizon": 7},
+    summary="Quantile demand forecast (P10/P50/P90) of a product for the next periods, optionally under a price plan.",
+)
+
 SPEC = ModelSpec(
     name="forecasting",
     params=ForecastingParams,
@@ -554,4 +637,6 @@ SPEC = ModelSpec(
     load_model=load_model,
     description="Global PyTorch quantile forecaster (P10/P50/P90) of units per product with price and calendar "
                 "covariates.",
+    serving=SERVING,
+    resources={"gpu": True},
 )

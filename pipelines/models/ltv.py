@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.serving import CustomerIds, batch_values, feast_predictor
+from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedItem, ServedResponse, ServingSpec
 from pipelines.utils import pinned_requirements
 
 log = logging.getLogger(__name__)
@@ -125,13 +126,18 @@ def prepare(ctx: DataContext, params: LTVParams) -> LTVData:
         ValueError: if the history is too short for the horizon and cutoffs, or too few customers bought.
     """
     from pipelines.clv.model import SUMMARY_COLUMNS, btyd_spend, summary_features
+    from pipelines.data.io import table_path
+    from pipelines.data.kinds import require, table_or_empty
     from pipelines.features import store
     from pipelines.features.build import snapshot_end
 
-    orders, customers = ctx.table("orders"), ctx.table("customers")
-    if orders.empty:
-        raise ValueError("ltv needs orders: the batch has none")
-    end = snapshot_end(ctx.table("events"), orders)
+    require(ctx, "ltv")
+    orders = ctx.table("orders")
+    if table_path(ctx.batch_dir, "customers") is not None:
+        customers = ctx.table("customers")
+    else:  # a bare transaction log: the buyers are the customers
+        customers = pd.DataFrame({"customer_id": orders["customer_id"].astype(str).unique()})
+    end = snapshot_end(table_or_empty(ctx, "events"), orders)
     train_cuts, holdout_cut = cutoffs(end, params)
     earliest = orders["order_ts"].min().floor("D") + pd.Timedelta(days=params.min_history_days)
     if train_cuts[0] < earliest:
@@ -327,6 +333,68 @@ def load_model(uri: str):
     return mlflow.sklearn.load_model(uri)
 
 
+# ------------------------------------------------------------------------------------------------ serving
+
+
+class LTVRequest(ApiModel):
+    customer_ids: CustomerIds
+
+
+class LTVPrediction(ServedItem):
+    customer_id: str
+    expected_spend: float = Field(ge=0, description="Expected spend over the model's horizon.")
+
+
+class LTVResponse(ServedResponse):
+    horizon_days: int
+    as_of: str = Field(description="Date the purchase summaries are taken at (end of the served data).")
+    predictions: list[LTVPrediction]
+
+
+def serve_load(settings, uri: str):
+    """The model plus every customer's purchase summary at the end of the current batch (its non-Feast inputs)."""
+    from pipelines.clv.model import summary_features
+    from pipelines.features.build import snapshot_end
+    from pipelines.training import data_context
+
+    model = load_model(uri)
+    ctx = data_context(settings)
+    orders = ctx.table("orders")
+    events = ctx.table("events") if "events" in _tables(ctx) else orders.iloc[:0].rename(
+        columns={"order_ts": "event_ts"})
+    end = snapshot_end(events, orders)
+    ids = pd.Index(orders["customer_id"].astype(str).unique())
+    summaries = summary_features(orders, end, ids).set_index(ids)
+    predictor = feast_predictor(settings, model, list(model.feature_names_in_), FEATURE_SERVICE, extra=summaries)
+    predictor.horizon_days = int(getattr(model, "horizon_days", 0) or 0)
+    predictor.as_of = str(end.date())
+    return predictor
+
+
+def _tables(ctx: DataContext) -> set[str]:
+    return {p.stem for p in ctx.batch_dir.iterdir()}
+
+
+def serve_infer(predictor, x: np.ndarray) -> np.ndarray:
+    """The batchable core: expected spend for stacked feature rows."""
+    return np.clip(predictor.model.predict(pd.DataFrame(x, columns=predictor.features)), 0, None)
+
+
+def serve_predict(predictor, request: LTVRequest, infer) -> dict:
+    spend = infer(predictor.rows(request.customer_ids))
+    return {"horizon_days": predictor.horizon_days, "as_of": predictor.as_of,
+            "predictions": [{"customer_id": c, "expected_spend": float(v)}
+                            for c, v in zip(request.customer_ids, spend, strict=True)]}
+
+
+SERVING = ServingSpec(
+    request=LTVRequest, response=LTVResponse, load=serve_load, predict=serve_predict,
+    unit_id=lambda r: r.customer_ids[0], items_field="customer_ids", batch_infer=serve_infer,
+    example=lambda s: {"customer_ids": batch_values(s, "orders", "customer_id")},
+    unknown={"customer_ids": ["C_DOES_NOT_EXIST"]},
+    summary="Expected spend of each customer over the model's horizon.",
+)
+
 SPEC = ModelSpec(
     name="ltv",
     params=LTVParams,
@@ -341,4 +409,5 @@ SPEC = ModelSpec(
     load_model=load_model,
     description="Expected spend over the next horizon_days: XGBoost Tweedie correction of a BG/NBD + Gamma-Gamma "
                 "prior, on RFM, activity and category-mix features.",
+    serving=SERVING,
 )

@@ -21,15 +21,19 @@ last ``eval_days`` days are the holdout; everything the agent and its features u
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from pydantic import Field, model_validator
 
-from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.serving import batch_values
+from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedResponse, ServingSpec
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +153,15 @@ def prepare(ctx: DataContext, params: PricingParams) -> PricingData:
     Raises:
         ValueError: if ``daily_sales`` is empty or too short for training, validation and the holdout.
     """
+    from pipelines.data.kinds import require
     from pipelines.rl import ope
     from pipelines.rl.demand import day_numbers, fit_curves, truth_curves
     from pipelines.rl.env import Guardrails, make_catalog
 
-    products = ctx.table("products").reset_index(drop=True)
+    require(ctx, "pricing")  # products with base_price and cost, daily price/units rows
+    products = ctx.table("products")
+    # Products without sales (e.g. catalogue-only rows) have nothing to price from.
+    products = products[products["product_id"].isin(ctx.table("daily_sales")["product_id"])].reset_index(drop=True)
     sales = ctx.table("daily_sales").copy()
     if sales.empty:
         raise ValueError("pricing needs daily_sales (price and units per product and day); the table is empty")
@@ -473,6 +481,47 @@ def load_model(uri: str):
     return mlflow.pytorch.load_model(uri, map_location="cpu")
 
 
+# ------------------------------------------------------------------------------------------------ serving
+
+
+class PriceRequest(ApiModel):
+    product_id: str = Field(min_length=1, max_length=64)
+    date: dt.date | None = Field(None, description="Day to price (default: today, UTC).")
+    inventory: float | None = Field(None, ge=0, le=1e7, description="Units on hand (default: order-up-to level).")
+    last_price: float | None = Field(None, gt=0, le=1e7, description="Yesterday's price (default: base price).")
+
+
+class PriceResponse(ServedResponse):
+    product_id: str
+    price: float
+    floor: float
+    ceiling: float
+    max_daily_change: float
+
+
+def serve_predict(policy, request: PriceRequest) -> dict:
+    """Guardrailed price; the guardrails are enforced again here whatever the policy returns."""
+    from pipelines.serving import NotFound
+
+    if request.product_id not in policy.index:
+        raise NotFound("product_id", f"unknown product {request.product_id!r} (not in the model's catalogue)")
+    context = {k: v for k, v in {"date": request.date and str(request.date), "inventory": request.inventory,
+                                 "last_price": request.last_price}.items() if v is not None}
+    rails = policy.guardrails(request.product_id)
+    # Whole cents, rounded inwards so the rounded price never leaves [floor, ceiling].
+    lo, hi = math.ceil(rails["floor"] * 100 - 1e-9) / 100, math.floor(rails["ceiling"] * 100 + 1e-9) / 100
+    price = min(max(round(policy.price(request.product_id, context), 2), lo), hi)
+    return {"product_id": request.product_id, "price": float(price), **rails}
+
+
+SERVING = ServingSpec(
+    request=PriceRequest, response=PriceResponse, load=lambda settings, uri: load_model(uri),
+    predict=serve_predict, unit_id=lambda r: r.product_id,
+    example=lambda s: {"product_id": batch_values(s, "products", "product_id", 1)[0], "inventory": 10},
+    unknown={"product_id": "P_DOES_NOT_EXIST"},
+    summary="Today's (or a given day's) price of a product within its floor, ceiling and daily-change limit.",
+)
+
 SPEC = ModelSpec(
     name="pricing",
     params=PricingParams,
@@ -486,4 +535,5 @@ SPEC = ModelSpec(
     log_model=log_model,
     load_model=load_model,
     description="DQN dynamic pricing within guardrails, trained in an inventory-aware demand simulator.",
+    serving=SERVING,
 )

@@ -19,13 +19,14 @@ does not consume them (see docs/models/recommendation.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.serving import batch_values
+from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedResponse, ServingSpec
 from pipelines.utils import pinned_requirements
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class RecommendationParams(ModelParams):
     weight_cart: float = Field(3.0, ge=0)
     weight_purchase: float = Field(5.0, ge=0)
     half_life_days: float = Field(0.0, ge=0, description="Time decay of event weights; 0 disables it.")
+    rating_threshold: float = Field(4.0, ge=1, le=5, description=(
+        "Explicit ratings: a rating at or above this is a positive (trained on like a purchase, relevant in the "
+        "holdout); lower ratings are not positives."))
     loss: Literal["softmax", "bpr"] = "softmax"
     dim: int = Field(32, ge=2, le=512)
     epochs: int | None = Field(None, ge=1, le=1000, description="Default: 60 (softmax) or 20 (bpr).")
@@ -109,10 +113,20 @@ def prepare(ctx: DataContext, params: RecommendationParams) -> RecData:
     Raises:
         ValueError: when there is no training history or no novel purchase by a known customer to evaluate on.
     """
+    from pipelines.data.io import table_path
+    from pipelines.data.kinds import require, table_or_empty
     from pipelines.features.build import snapshot_end
     from pipelines.recsys import data as rd
 
-    events, orders, products = ctx.table("events"), ctx.table("orders"), ctx.table("products")
+    require(ctx, "recommendation")
+    events, orders = table_or_empty(ctx, "events"), table_or_empty(ctx, "orders")
+    ratings = table_or_empty(ctx, "ratings")
+    if not ratings.empty:
+        events = pd.concat([events, rd.ratings_as_events(ratings, params.rating_threshold)], ignore_index=True)
+    if table_path(ctx.batch_dir, "products") is not None:
+        products = ctx.table("products")
+    else:  # events or ratings alone: the catalogue is what they name, without category or price
+        products = rd.bare_catalogue(events, orders)
     end = snapshot_end(events, orders)
     cutoff = end - pd.Timedelta(days=params.test_days)
     items = rd.catalogue(products)
@@ -334,6 +348,46 @@ def load_model(uri: str):
     return MFRecommender.from_state(exported.state_dict(), local / "extra_files")
 
 
+# ------------------------------------------------------------------------------------------------ serving
+
+ProductIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=500)]
+
+
+class RecommendRequest(ApiModel):
+    customer_id: str = Field(min_length=1, max_length=64)
+    k: int = Field(K, ge=1, le=100, description="Number of products.")
+    recent_products: ProductIds = Field(default_factory=list,
+                                        description="Products a new customer interacted with (cold start).")
+    exclude: ProductIds = Field(default_factory=list, description="Products not to recommend.")
+
+
+class RecommendedProduct(ApiModel):
+    product_id: str
+    score: float
+    source: Literal["personal", "history", "popular"]
+
+
+class RecommendResponse(ServedResponse):
+    customer_id: str
+    recommendations: list[RecommendedProduct]
+
+
+def serve_predict(model, request: RecommendRequest) -> dict:
+    """Top-k from the ANN index, never an already-bought product; new customers fall back to history/popularity."""
+    recs = model.recommend(request.customer_id, k=request.k, recent_products=request.recent_products,
+                           exclude=request.exclude)
+    return {"customer_id": request.customer_id,
+            "recommendations": [{"product_id": r.product_id, "score": r.score, "source": r.source} for r in recs]}
+
+
+SERVING = ServingSpec(
+    request=RecommendRequest, response=RecommendResponse, load=lambda settings, uri: load_model(uri),
+    predict=serve_predict, unit_id=lambda r: r.customer_id, route="/recommend",
+    example=lambda s: {"customer_id": batch_values(s, "orders", "customer_id", 1)[0], "k": 5},
+    unknown={"customer_id": "C_DOES_NOT_EXIST", "k": 5},
+    summary="Top-k products for a customer (personal, from recent products, or popular for new customers).",
+)
+
 SPEC = ModelSpec(
     name="recommendation",
     params=RecommendationParams,
@@ -347,4 +401,6 @@ SPEC = ModelSpec(
     log_model=log_model,
     load_model=load_model,
     description="Hybrid matrix factorisation (PyTorch) on implicit feedback with a faiss HNSW index for top-K.",
+    serving=SERVING,
+    resources={"gpu": True},
 )

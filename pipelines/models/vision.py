@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from pipelines.spec import DataContext, Evaluation, ModelParams, ModelSpec
+from pipelines.serving import batch_values
+from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedResponse, ServingSpec
 from pipelines.utils import pinned_requirements, torch_threads
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,11 @@ def prepare(ctx: DataContext, params: VisionParams) -> VisionData:
         FileNotFoundError: when a referenced picture is missing from the batch.
         ValueError: with fewer than two categories, or when no category has two products to split.
     """
+    from pipelines.data.kinds import require
     from pipelines.vision_lib import synthetic
     from pipelines.vision_lib.images import load_image, stack_same_size
 
+    require(ctx, "vision")
     products = ctx.table("products")
     has_image = products["image_file"].notna()
     if not has_image.all():
@@ -486,6 +489,98 @@ def load_model(uri: str):
     return model.to(pick_device()).eval()
 
 
+# ------------------------------------------------------------------------------------------------ serving
+
+MAX_IMAGE_BYTES = 5_000_000
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+class SimilarRequest(ApiModel):
+    product_id: str | None = Field(None, min_length=1, max_length=64, description="A catalogue product.")
+    image_base64: str | None = Field(None, max_length=MAX_IMAGE_BYTES * 4 // 3 + 4,
+                                     description="A PNG/JPEG image, base64-encoded (any size, grey or RGB).")
+    k: int = Field(K, ge=1, le=100)
+
+
+class SimilarProduct(ApiModel):
+    product_id: str
+    score: float
+    category: str
+
+
+class SimilarResponse(ServedResponse):
+    query: str
+    predicted_category: str
+    similar: list[SimilarProduct]
+
+
+def decode_image(data: str) -> np.ndarray:
+    """Pixels of a base64 PNG/JPEG.
+
+    Raises:
+        RequestError: naming ``image_base64`` when it is not base64, not an image, or too large.
+    """
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from pipelines.serving import RequestError, TooLarge
+
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError("image_base64", "not valid base64") from None
+    if len(raw) > MAX_IMAGE_BYTES:
+        raise TooLarge("image_base64", f"{len(raw)} bytes; at most {MAX_IMAGE_BYTES}")
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise TooLarge("image_base64", f"{img.width}x{img.height} pixels is too large")
+            img.load()
+            return np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise RequestError("image_base64", f"not a readable PNG/JPEG image ({type(exc).__name__})") from None
+
+
+def serve_predict(model, request: SimilarRequest) -> dict:
+    """Nearest catalogue products by the CNN embedding (cosine), for a product id or an image."""
+    import torch
+
+    from pipelines.serving import NotFound, RequestError
+
+    if (request.product_id is None) == (request.image_base64 is None):
+        raise RequestError("product_id", "give exactly one of product_id or image_base64")
+    labels = dict(zip(model.gallery_ids, model.gallery_labels, strict=True))
+    if request.product_id is not None:
+        if request.product_id not in labels:
+            raise NotFound("product_id", f"unknown product {request.product_id!r} (not in the indexed catalogue)")
+        row = model.gallery_ids.index(request.product_id)
+        sims = (model.gallery[row:row + 1] @ model.gallery.T).cpu()
+        sims[0, row] = -float("inf")  # the product itself is not "similar"
+        top = torch.topk(sims, k=min(request.k, sims.shape[1] - 1), dim=1)
+        ids = [model.gallery_ids[i] for i in top.indices[0].tolist()]
+        scores, query, category = top.values[0].tolist(), request.product_id, labels[request.product_id]
+    else:
+        pixels = decode_image(request.image_base64)
+        found, sc = model.search([pixels], k=request.k)
+        ids, scores, query = list(found[0]), sc[0].tolist(), "image"
+        category = str(model.classify([pixels])[0])
+    return {"query": query, "predicted_category": category,
+            "similar": [{"product_id": str(i), "score": float(s), "category": labels.get(str(i), "")}
+                        for i, s in zip(ids, scores, strict=True)]}
+
+
+SERVING = ServingSpec(
+    request=SimilarRequest, response=SimilarResponse, load=lambda settings, uri: load_model(uri),
+    predict=serve_predict, unit_id=lambda r: r.product_id or "image:" + (r.image_base64 or "")[:64],
+    route="/similar", upload_field="image_base64",
+    example=lambda s: {"product_id": batch_values(s, "products", "product_id", 1)[0], "k": 5},
+    unknown={"product_id": "P_DOES_NOT_EXIST", "k": 5},
+    summary="Visually similar products for a catalogue product id or an image (base64 or upload).",
+)
+
 SPEC = ModelSpec(
     name="vision",
     params=VisionParams,
@@ -499,4 +594,6 @@ SPEC = ModelSpec(
     log_model=log_model,
     load_model=load_model,
     description="Small CNN on product images: category classifier whose embedding powers visual similar-item search.",
+    serving=SERVING,
+    resources={"gpu": True},
 )

@@ -51,6 +51,32 @@ class Holdout:
     """Holdout purchases of products the customer had already bought (unreachable, excluded)."""
 
 
+def ratings_as_events(ratings: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Explicit ratings as implicit events: a rating ``>= threshold`` is a ``purchase`` (a positive), others drop.
+
+    A positive rating then trains like a purchase, is excluded from that customer's later lists and counts as
+    relevant in the holdout; a low rating says the customer does not want the product, so it is not a positive.
+
+    Returns:
+        Rows in the ``events`` schema (``event_id`` ``R<n>``).
+    """
+    pos = ratings[ratings["rating"].astype(float) >= threshold]
+    return pd.DataFrame({
+        "event_id": [f"R{i}" for i in range(len(pos))],
+        "customer_id": pos["customer_id"].astype(str).to_numpy(),
+        "product_id": pos["product_id"].astype(str).to_numpy(),
+        "event_type": "purchase",
+        "event_ts": pd.to_datetime(pos["ts"], utc=True).to_numpy(),
+    }).astype({"event_ts": "datetime64[ns, UTC]"})
+
+
+def bare_catalogue(events: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+    """A ``products`` table of every product named by ``events`` or ``orders``, with unknown category and price."""
+    ids = np.sort(pd.concat([events["product_id"], orders["product_id"]]).astype(str).unique())
+    return pd.DataFrame({"product_id": ids, "category": "unknown", "brand": None, "base_price": np.nan,
+                         "cost": np.nan, "image_file": None})
+
+
 def catalogue(products: pd.DataFrame) -> np.ndarray:
     """Sorted product ids of the catalogue (events naming a product outside it are dropped)."""
     return np.sort(products["product_id"].astype(str).unique())

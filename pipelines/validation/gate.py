@@ -3,7 +3,13 @@
 ``gate(batch_id, settings)`` validates ``landing_dir/<batch_id>`` against the suites of
 :mod:`pipelines.validation.suites` in one Great Expectations Checkpoint, then either accepts the batch (moves it
 to ``batches_dir`` and points ``CURRENT`` at it) or quarantines it with a readable ``summary.md`` and raises
-:class:`DataValidationError`.
+:class:`DataValidationError`. Only the tables present are validated (every table is optional); the report also
+says which model families the batch can train.
+
+Freshness is judged at ``as_of`` (default now), or, for a *historical* batch, at the batch's own newest timestamp:
+historical is set per call (``historical=True``, ``shopflow validate --historical``), per batch (its
+``manifest.json``, written by ``shopflow data import --historical``) or for every batch
+(``SHOPFLOW_VALIDATION__HISTORICAL=true``).
 
 Layout written here (all under ``settings.home``)::
 
@@ -40,7 +46,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.data.io import BatchFormatError, read_batch
-from pipelines.data.schema import TABLES
+from pipelines.data.kinds import family_support, read_manifest
+from pipelines.data.schema import ALL_TABLES
 
 if TYPE_CHECKING:
     from great_expectations.data_context import FileDataContext
@@ -89,6 +96,8 @@ class ValidationReport:
         duration_s: Wall time of the validation (reading, GX run, Data Docs).
         data_docs_pages: Table -> Data Docs page of its validation result.
         location: Where the batch folder is now (set by :func:`gate`).
+        notes: How the batch was judged (historical, inferred sales frequency), for the summary.
+        families: Model family -> ``""`` when the batch can train it, else why not (e.g. "missing table orders").
     """
 
     batch_id: str
@@ -103,6 +112,8 @@ class ValidationReport:
     duration_s: float = 0.0
     data_docs_pages: dict[str, str] = field(default_factory=dict)
     location: str | None = None
+    notes: list[str] = field(default_factory=list)
+    families: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (paths as strings), e.g. for an Airflow XCom."""
@@ -130,8 +141,9 @@ class ValidationReport:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | None = None) -> ValidationReport:
-    """Validate every table of a batch folder in one GX Checkpoint run and write its summary.
+def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | None = None,
+                   historical: bool | None = None) -> ValidationReport:
+    """Validate every table present in a batch folder in one GX Checkpoint run and write its summary.
 
     Reading problems (missing file or column, unparsable values) are reported as a failed validation rather
     than raised. Data Docs are rebuilt under ``settings.gx_dir``; ``summary.md`` and ``report.json`` are
@@ -141,6 +153,8 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
         batch_dir: Folder with one file per table.
         settings: Paths and thresholds.
         as_of: Time to judge freshness at; defaults to now (inject a fixed time in tests).
+        historical: Judge freshness as of the batch's newest timestamp; ``None``: as the batch's manifest or
+            ``settings.validation.historical`` say.
 
     Returns:
         The report; ``report.success`` tells whether the batch may be used.
@@ -149,6 +163,8 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
     batch_dir = Path(batch_dir)
     batch_id = batch_dir.name
     as_of = _utc(as_of)
+    if historical is None:
+        historical = settings.validation.historical or bool(read_manifest(batch_dir).get("historical"))
     report_dir = _report_dir(settings, batch_id)
     report_dir.mkdir(parents=True, exist_ok=True)
 
@@ -169,7 +185,8 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
                 summary_path=None,
             )
         else:
-            report = _run_checkpoint(context, settings, batch_id, tables, as_of)
+            report = _run_checkpoint(context, settings, batch_id, tables, as_of, historical)
+            report.families = {name: s.reason for name, s in family_support(tables).items()}
 
     report.as_of = as_of.isoformat()
     report.validated_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -188,7 +205,8 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
     return report
 
 
-def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None) -> ValidationReport:
+def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None,
+         historical: bool | None = None) -> ValidationReport:
     """Validate ``landing_dir/<batch_id>``; accept it as CURRENT or quarantine it.
 
     Idempotent: an already accepted batch returns its stored report without new work, and an already
@@ -198,6 +216,7 @@ def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None) ->
         batch_id: Folder name under ``settings.landing_dir``.
         settings: Paths and thresholds.
         as_of: Time to judge freshness at; defaults to now.
+        historical: Judge freshness as of the batch's newest timestamp (``None``: manifest or settings decide).
 
     Returns:
         The report of the accepted batch.
@@ -209,10 +228,11 @@ def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None) ->
     # Decide-and-move must not interleave with another gate (CLI and Airflow at once); validate_batch takes
     # its own, inner lock, always in this order.
     with _file_lock(settings.gx_dir / ".gate.lock"):
-        return _gate_locked(batch_id, settings, as_of)
+        return _gate_locked(batch_id, settings, as_of, historical)
 
 
-def _gate_locked(batch_id: str, settings: Settings, as_of: dt.datetime | None) -> ValidationReport:
+def _gate_locked(batch_id: str, settings: Settings, as_of: dt.datetime | None,
+                 historical: bool | None = None) -> ValidationReport:
     landing = settings.landing_dir / batch_id
     accepted = settings.batches_dir / batch_id
     quarantined = settings.quarantine_dir / batch_id
@@ -238,7 +258,7 @@ def _gate_locked(batch_id: str, settings: Settings, as_of: dt.datetime | None) -
             f"Landing holds: {sorted(p.name for p in _landing_batches(settings)) or 'nothing'}."
         )
 
-    report = validate_batch(landing, settings, as_of=as_of)
+    report = validate_batch(landing, settings, as_of=as_of, historical=historical)
 
     if report.success:
         accepted.parent.mkdir(parents=True, exist_ok=True)
@@ -299,10 +319,16 @@ def render_summary(report: ValidationReport) -> str:
         lines.append(f"Judged as of {report.as_of} (validated at {report.validated_at}).")
     if report.row_counts:
         lines.append("Rows: " + ", ".join(f"{t}={n}" for t, n in report.row_counts.items()) + ".")
+    for note in report.notes:
+        lines.append(f"Note: {note}.")
     if report.location:
         lines.append(f"Batch folder: {report.location}")
     if report.data_docs_index:
         lines.append(f"Data Docs: {report.data_docs_index}")
+    if report.families:
+        lines += ["", "Model families this batch can train: "
+                  + (", ".join(f for f, why in report.families.items() if not why) or "none") + "."]
+        lines += [f"- {f}: not trainable ({why})" for f, why in report.families.items() if why]
     if report.failed:
         by_table: dict[str, int] = {}
         for f in report.failed:
@@ -337,13 +363,14 @@ def _context(settings: Settings) -> FileDataContext:
     return context
 
 
-def _ensure_checkpoint(context: FileDataContext, settings: Settings) -> Any:
+def _ensure_checkpoint(context: FileDataContext, settings: Settings, tables: list[str]) -> Any:
     """The one Checkpoint, (re)creating datasource, suites and validation definitions when they changed.
 
     A fingerprint of the generated suites (plus staging path and GX version) is kept beside the project:
     when it matches, the stored Checkpoint is reused as is. Otherwise everything is add-or-update by name,
     so reruns and schema or threshold changes converge on the same objects (unchanged expectations keep
-    their ids).
+    their ids). The Checkpoint validates exactly ``tables`` (the batch's tables), so batches holding
+    different tables rebuild it.
     """
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -351,7 +378,7 @@ def _ensure_checkpoint(context: FileDataContext, settings: Settings) -> Any:
     from pipelines.validation.suites import build_suites, suite_name
 
     staging = settings.gx_dir / STAGING
-    suites = build_suites(settings.validation)
+    suites = build_suites(settings.validation, tables)
     fingerprint = hashlib.sha256(
         json.dumps(
             [gx.__version__, str(staging.resolve()), RESULT_FORMAT, [s.to_json_dict() for s in suites.values()]],
@@ -406,10 +433,11 @@ def _run_checkpoint(
     batch_id: str,
     tables: Mapping[str, pd.DataFrame],
     as_of: dt.datetime,
+    historical: bool = False,
 ) -> ValidationReport:
     from great_expectations.core.run_identifier import RunIdentifier
 
-    from pipelines.validation.suites import SUITE_PREFIX, expectation_parameters
+    from pipelines.validation.suites import SUITE_PREFIX, expectation_parameters, freshness_windows
 
     staging = settings.gx_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)
@@ -417,9 +445,9 @@ def _run_checkpoint(
     for name, df in tables.items():
         df.to_parquet(staging / f"{name}.parquet", index=False)
     try:
-        checkpoint = _ensure_checkpoint(context, settings)
+        checkpoint = _ensure_checkpoint(context, settings, list(tables))
         result = checkpoint.run(
-            expectation_parameters=expectation_parameters(tables, settings.validation, as_of),
+            expectation_parameters=expectation_parameters(tables, settings.validation, as_of, historical),
             # run_name = batch id, so Data Docs and stored results are filed per batch.
             run_id=RunIdentifier(run_name=batch_id, run_time=dt.datetime.now(dt.timezone.utc)),
         )
@@ -438,7 +466,7 @@ def _run_checkpoint(
         for res in suite_result.results:
             if not res.success:
                 failed.append(_describe_failure(table, res))
-    order = {t: i for i, t in enumerate(TABLES)}
+    order = {t: i for i, t in enumerate(ALL_TABLES)}
     failed.sort(key=lambda f: order.get(f["table"], len(order)))  # stable: keeps suite order within a table
     return ValidationReport(
         batch_id=batch_id,
@@ -449,6 +477,7 @@ def _run_checkpoint(
         data_docs_index=_docs_index(context),
         summary_path=None,
         data_docs_pages=pages,
+        notes=freshness_windows(tables, settings.validation, as_of, historical)[1],
     )
 
 
@@ -527,7 +556,7 @@ def _format_failures(problems: list[str]) -> list[dict[str, Any]]:
     for part in filter(None, (p.strip() for p in problems)):
         head = part.split(":", 1)[0]
         table, _, column = head.partition(".")
-        if table not in TABLES:
+        if table not in ALL_TABLES:
             table, column = "batch", ""
         out.append(
             {

@@ -8,7 +8,11 @@ Values that change from batch to batch are *suite parameters* (``{"$PARAMETER": 
 by :func:`expectation_parameters`, so the stored suites stay identical across runs:
 
 * ``fk__<table>__<column>``: the key set of a referenced table (referential integrity);
-* ``fresh_after`` / ``not_after``: the freshness window derived from ``as_of``.
+* ``fresh_after__<table>`` / ``not_after``: the freshness window derived from ``as_of``, the table's own period
+  (``daily_sales`` may be weekly, monthly or quarterly) and whether the batch is judged as historical data.
+
+Every table is optional (a batch holds the tables of the data kinds it brings): suites are built for the tables
+present, and a foreign key is checked only when the referenced table is present too.
 
 Every expectation carries ``meta`` (``table``, ``check``: a short machine-readable kind) and ``notes`` (why the
 rule exists), which the gate's summary and the Data Docs show next to each failure.
@@ -17,20 +21,24 @@ rule exists), which the gate's summary and the Data Docs show next to each failu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
 
-from pipelines.data.schema import TABLES, EVENT_TYPES, ForeignKey, TableSchema
+from pipelines.data.schema import ALL_TABLES, EVENT_TYPES, ForeignKey, TableSchema
 from pipelines.settings import ValidationSettings
 
 SUITE_PREFIX = "raw_"
 """Suite (and validation definition) names are ``raw_<table>``."""
 
-FRESHNESS_TABLES = ("events", "orders", "daily_sales")
+FRESHNESS_TABLES = tuple(name for name, t in ALL_TABLES.items() if t.fresh)
 """Tables whose newest row must be recent. Customers' signups may legitimately be old."""
+
+PERIODS_OF_STALENESS = 1.5
+"""A periodic table (``daily_sales``) may be this many of its own periods old when that exceeds the day bound:
+a weekly series dated at the week's start is 7-13 days old before the next week's row can exist."""
 
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 """Rows may be this far ahead of ``as_of`` (clock skew); anything later is a time-zone or clock bug."""
@@ -52,6 +60,11 @@ def suite_name(table: str) -> str:
 def fk_parameter(fk: ForeignKey) -> str:
     """Suite-parameter name holding the key set that ``fk`` must reference."""
     return f"fk__{fk.table}__{fk.ref_column}"
+
+
+def fresh_parameter(table: str) -> str:
+    """Suite-parameter name holding the oldest acceptable newest timestamp of ``table``."""
+    return f"{FRESH_AFTER}__{table}"
 
 
 def _param(name: str) -> dict[str, str]:
@@ -119,12 +132,14 @@ SANITY_CHECKS: dict[str, Callable[[], list[gxe.Expectation]]] = {
 """Distribution bounds per table that the schema cannot state."""
 
 
-def build_expectations(schema: TableSchema, validation: ValidationSettings) -> list[gxe.Expectation]:
+def build_expectations(schema: TableSchema, validation: ValidationSettings,
+                       present: Iterable[str] | None = None) -> list[gxe.Expectation]:
     """All expectations for one raw table, derived from its schema.
 
     Args:
         schema: The table contract.
         validation: Thresholds (``min_rows``; staleness enters through suite parameters).
+        present: Tables of the batch; foreign keys into other tables are checked only for these (default: all).
 
     Returns:
         Expectations in a stable order (table level, columns, keys, foreign keys, time, sanity).
@@ -188,7 +203,8 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
                 notes=f"({', '.join(pk)}) is the primary key of {t}.",
             )
         )
-    for fk in schema.foreign_keys:
+    present = set(ALL_TABLES if present is None else present)
+    for fk in (fk for fk in schema.foreign_keys if fk.table in present):
         # The parent's key set is a suite parameter: pandas evaluates it as one hashed `isin`, which stays
         # fast for thousands of ids, and the stored suite does not change with every batch.
         out.append(
@@ -209,20 +225,22 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
     if schema.time_column:
         tc = schema.time_column
         if t in FRESHNESS_TABLES:
+            bound = f"at most {validation.max_staleness_days:g} days old"
+            if t == "daily_sales":
+                bound += f" (or {PERIODS_OF_STALENESS:g} periods of its inferred frequency, if longer)"
             out.append(
                 gxe.ExpectColumnMaxToBeBetween(
                     column=tc,
-                    min_value=_param(FRESH_AFTER),
-                    description=(
-                        f"Newest {t}.{tc} is at most {validation.max_staleness_days:g} days old"
-                    ),
+                    min_value=_param(fresh_parameter(t)),
+                    description=f"Newest {t}.{tc} is {bound}",
                     meta=_meta(
                         t,
                         "freshness",
-                        f"newest value at most {validation.max_staleness_days:g} days old",
+                        f"newest value {bound}",
                         max_staleness_days=validation.max_staleness_days,
                     ),
-                    notes="A stale batch would train and serve on outdated behaviour.",
+                    notes="A stale batch would train and serve on outdated behaviour. Old, historical data: "
+                          "import it with --historical (see docs/data-schema.md, Freshness).",
                 )
             )
         out.append(
@@ -239,42 +257,97 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings) -> l
     return out
 
 
-def build_suite(schema: TableSchema, validation: ValidationSettings) -> gx.ExpectationSuite:
+def build_suite(schema: TableSchema, validation: ValidationSettings,
+                present: Iterable[str] | None = None) -> gx.ExpectationSuite:
     """The expectation suite of one table (not yet saved to any Data Context)."""
     return gx.ExpectationSuite(
         name=suite_name(schema.name),
-        expectations=build_expectations(schema, validation),
+        expectations=build_expectations(schema, validation, present),
         meta={"table": schema.name, "notes": schema.description, "generated_from": "pipelines.data.schema"},
     )
 
 
-def build_suites(validation: ValidationSettings) -> dict[str, gx.ExpectationSuite]:
-    """One suite per raw table, keyed by table name, in the schema's dependency order."""
-    return {name: build_suite(schema, validation) for name, schema in TABLES.items()}
+def build_suites(validation: ValidationSettings, tables: Iterable[str] | None = None) -> dict[str, gx.ExpectationSuite]:
+    """One suite per raw table present (default: every table), keyed by name, in the schema's dependency order."""
+    present = list(ALL_TABLES) if tables is None else [name for name in ALL_TABLES if name in set(tables)]
+    return {name: build_suite(ALL_TABLES[name], validation, present) for name in present}
+
+
+def _newest(tables: Mapping[str, pd.DataFrame], names: Iterable[str]) -> pd.Timestamp | None:
+    stamps = [pd.to_datetime(tables[n][ALL_TABLES[n].time_column], utc=True).max() for n in names if n in tables]
+    stamps = [s for s in stamps if pd.notna(s)]
+    return max(stamps) if stamps else None
+
+
+def freshness_windows(
+    tables: Mapping[str, pd.DataFrame], validation: ValidationSettings, as_of: dt.datetime, historical: bool = False
+) -> tuple[dict[str, pd.Timestamp], list[str]]:
+    """Oldest acceptable newest timestamp per freshness table, and notes for the report.
+
+    Staleness is ``max_staleness_days``, or 1.5 periods of ``daily_sales``' inferred frequency when that is longer.
+    A historical batch is judged as of its own newest timestamp (over every freshness table, never later than
+    ``as_of``) instead of ``as_of``, so old data can pass while each table must still reach the batch's end.
+
+    Args:
+        tables: The batch's tables.
+        validation: Thresholds.
+        as_of: The time the batch is judged at (UTC assumed if naive).
+        historical: Judge as of the batch's own end.
+    """
+    from pipelines.data.kinds import sales_frequency
+    from pipelines.forecast.data import FREQUENCIES
+
+    ref = _utc(as_of)
+    notes: list[str] = []
+    if historical:
+        newest = _newest(tables, FRESHNESS_TABLES)
+        if newest is not None and newest < ref:
+            ref = newest
+        notes.append(f"historical batch: freshness judged as of its newest timestamp {ref.isoformat()} "
+                     "instead of now")
+    windows: dict[str, pd.Timestamp] = {}
+    for name in FRESHNESS_TABLES:
+        days = float(validation.max_staleness_days)
+        if name == "daily_sales" and name in tables:
+            freq = sales_frequency(tables[name])
+            if freq is not None and freq != "daily":
+                days = max(days, PERIODS_OF_STALENESS * FREQUENCIES[freq].days)
+                notes.append(f"daily_sales is {freq}: its newest period may be up to {days:g} days old")
+        windows[name] = ref - pd.Timedelta(days=days)
+    return windows, notes
+
+
+def _utc(ts: dt.datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(ts)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def expectation_parameters(
-    tables: Mapping[str, pd.DataFrame], validation: ValidationSettings, as_of: dt.datetime
+    tables: Mapping[str, pd.DataFrame], validation: ValidationSettings, as_of: dt.datetime, historical: bool = False
 ) -> dict[str, object]:
     """Run-time values for the suites' parameters.
 
     Args:
-        tables: The batch's tables (as read by :func:`pipelines.data.io.read_batch`).
+        tables: The batch's tables (as read by :func:`pipelines.data.io.read_batch`); only these are validated.
         validation: Thresholds (``max_staleness_days``).
         as_of: Time the batch is judged at (timezone-aware, UTC assumed if naive).
+        historical: Judge freshness as of the batch's own newest timestamp (see :func:`freshness_windows`).
 
     Returns:
         Parameter name -> value, to pass as ``expectation_parameters`` to a Checkpoint run.
     """
-    ts = pd.Timestamp(as_of)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = _utc(as_of)
+    windows, _ = freshness_windows(tables, validation, as_of, historical)
     params: dict[str, object] = {
         FRESH_AFTER: (ts - pd.Timedelta(days=validation.max_staleness_days)).to_pydatetime(),
         NOT_AFTER: (ts + FUTURE_TOLERANCE).to_pydatetime(),
+        **{fresh_parameter(name): w.floor("us").to_pydatetime() for name, w in windows.items()},
     }
-    for schema in TABLES.values():
+    for name, schema in ALL_TABLES.items():
+        if name not in tables:
+            continue
         for fk in schema.foreign_keys:
-            name = fk_parameter(fk)
-            if name not in params:
-                params[name] = tables[fk.table][fk.ref_column].dropna().unique().tolist()
+            param = fk_parameter(fk)
+            if fk.table in tables and param not in params:
+                params[param] = tables[fk.table][fk.ref_column].dropna().unique().tolist()
     return params

@@ -291,13 +291,122 @@ def test_failed_batch_is_quarantined_and_current_untouched(settings: Settings, g
 
 
 def test_unreadable_batch_is_quarantined_not_a_traceback(settings: Settings, good) -> None:
-    tables = _copy(good)
-    del tables["products"]
-    land(settings, "noproducts", tables)
+    batch = land(settings, "badproducts", _copy(good))
+    (batch / "products.parquet").write_bytes(b"PAR1 garbage")
     with pytest.raises(DataValidationError, match="products"):
-        gate("noproducts", settings, as_of=AS_OF)
-    assert (settings.quarantine_dir / "noproducts" / "summary.md").exists()
+        gate("badproducts", settings, as_of=AS_OF)
+    assert (settings.quarantine_dir / "badproducts" / "summary.md").exists()
     assert not settings.current_pointer.exists()
+
+    (settings.landing_dir / "empty").mkdir(parents=True)
+    with pytest.raises(DataValidationError, match="no table file"):
+        gate("empty", settings, as_of=AS_OF)
+
+
+def test_a_subset_of_tables_is_validated_with_its_own_suites(settings: Settings, good) -> None:
+    """Events and orders without customers or products: no foreign keys into absent tables, no crash."""
+    land(settings, "subset", {"events": good["events"], "orders": good["orders"]})
+    report = validate_batch(settings.landing_dir / "subset", settings, as_of=AS_OF)
+    assert report.success, report.summary()
+    assert set(report.row_counts) == set(report.data_docs_pages) == {"events", "orders"}
+    assert report.families["ltv"] == "" and report.families["recommendation"] == ""
+    assert report.families["churn"] == "missing table customers"
+    summary = report.summary_path.read_text()
+    assert "can train: ltv, recommendation." in summary and "churn: not trainable (missing table customers)" in summary
+
+    # With customers present the foreign key is checked again and a ghost customer fails it.
+    orders = good["orders"].copy()
+    orders.loc[2, "customer_id"] = "ghost-customer"
+    land(settings, "subset-fk", {"customers": good["customers"], "orders": orders})
+    bad = validate_batch(settings.landing_dir / "subset-fk", settings, as_of=AS_OF)
+    assert [(f["table"], f["column"], f["check"]) for f in bad.failed] == [("orders", "customer_id", "foreign_key")]
+
+
+def _ratings(n: int = 30, end: dt.datetime = AS_OF) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({
+        "customer_id": [f"c{i % 7:05d}" for i in range(n)], "product_id": [f"p{i % 11:04d}" for i in range(n)],
+        "rating": rng.integers(1, 6, n).astype(float),
+        "ts": pd.Timestamp(end) - pd.to_timedelta(np.arange(n) * 3600, unit="s"),
+    })
+
+
+def test_ratings_are_validated_against_their_bounds(settings: Settings) -> None:
+    ratings = _ratings()
+    ratings.loc[4, "rating"] = 6.0
+    ratings.loc[5, "rating"] = 0.0
+    land(settings, "ratings", {"ratings": ratings})
+    report = validate_batch(settings.landing_dir / "ratings", settings, as_of=AS_OF)
+    assert [(f["table"], f["column"], f["check"]) for f in report.failed] == [("ratings", "rating", "range")]
+    assert report.failed[0]["unexpected_count"] == 2
+    assert report.families == {"churn": "missing table customers; missing table orders",
+                               "ltv": "missing table orders", "recommendation": "",
+                               "forecasting": "missing table daily_sales",
+                               "pricing": "missing table products; missing table daily_sales",
+                               "vision": "missing table products"}
+
+
+def _sales(freq: str, periods: int, last: pd.Timestamp) -> pd.DataFrame:
+    dates = pd.date_range(end=last, periods=periods, freq=freq)
+    return pd.DataFrame({"product_id": np.repeat(["a", "b"], periods), "date": np.tile(dates, 2),
+                         "price": 2.5, "units": 3})
+
+
+@pytest.mark.parametrize(("freq", "last", "fresh"), [
+    ("7D", "2025-05-23", True),   # a weekly series dated at the week's start, 9 days old: within 1.5 weeks
+    ("7D", "2025-05-20", False),  # 12 days old: more than 1.5 weeks
+    ("MS", "2025-05-01", True),   # monthly, 31 days old: 1.5 months is about 46 days
+    ("MS", "2025-04-01", False),  # 61 days old
+])
+def test_freshness_is_measured_in_the_series_own_periods(freq, last, fresh) -> None:
+    from pipelines.validation.suites import expectation_parameters, fresh_parameter
+
+    last = pd.Timestamp(last, tz="UTC")
+    sales = _sales(freq, 30, last)
+    params = expectation_parameters({"daily_sales": sales}, ValidationSettings(), AS_OF)
+    assert (sales["date"].max() >= params[fresh_parameter("daily_sales")]) is fresh, (freq, last)
+    # Daily data keeps the plain day bound.
+    daily = _sales("D", 30, pd.Timestamp(AS_OF).normalize() - pd.Timedelta(days=4))
+    assert daily["date"].max() < expectation_parameters({"daily_sales": daily}, ValidationSettings(), AS_OF)[
+        fresh_parameter("daily_sales")]
+
+
+def test_weekly_sales_pass_the_gate_and_the_report_names_the_frequency(settings: Settings) -> None:
+    last = pd.Timestamp(AS_OF).normalize() - pd.Timedelta(days=8)
+    land(settings, "weekly", {"daily_sales": _sales("7D", 30, last)})
+    report = validate_batch(settings.landing_dir / "weekly", settings, as_of=AS_OF)
+    assert report.success, report.summary()
+    assert any("daily_sales is weekly" in n for n in report.notes)
+    assert "daily_sales is weekly" in report.summary_path.read_text()
+    assert report.families["forecasting"] == ""
+    assert report.families["pricing"] == "missing table products"
+
+
+def test_historical_batches_are_judged_at_their_own_end(settings: Settings, good) -> None:
+    from pipelines.data.kinds import MANIFEST, manifest_bytes
+
+    old = make_tables(end=AS_OF - dt.timedelta(days=400))
+    land(settings, "old", old)
+    assert {f["check"] for f in validate_batch(settings.landing_dir / "old", settings, as_of=AS_OF).failed} == {
+        "freshness"}
+    # Explicitly, per call.
+    report = validate_batch(settings.landing_dir / "old", settings, as_of=AS_OF, historical=True)
+    assert report.success, report.summary()
+    assert any(n.startswith("historical batch") for n in report.notes)
+    assert "historical batch: freshness judged as of" in report.summary_path.read_text()
+    # Per batch, through the manifest the import writes.
+    (settings.landing_dir / "old" / MANIFEST).write_bytes(manifest_bytes(historical=True))
+    assert validate_batch(settings.landing_dir / "old", settings, as_of=AS_OF).success
+    # Historical still needs every table to reach the batch's end: orders that stop a year earlier are stale.
+    lagging = _copy(old)
+    lagging["orders"]["order_ts"] -= pd.Timedelta(days=365)
+    land(settings, "lagging", lagging)
+    lag = validate_batch(settings.landing_dir / "lagging", settings, as_of=AS_OF, historical=True)
+    assert [(f["table"], f["check"]) for f in lag.failed] == [("orders", "freshness")]
+    # For every batch, through settings (SHOPFLOW_VALIDATION__HISTORICAL=true).
+    land(settings, "old2", old)
+    everyone = Settings(home=settings.home, validation=ValidationSettings(historical=True))
+    assert gate("old2", everyone, as_of=AS_OF).success
 
 
 def test_unknown_batch_is_a_clear_error(settings: Settings) -> None:
@@ -320,12 +429,12 @@ def test_latest_landing_batch(settings: Settings, good) -> None:
 
 def test_suites_are_generated_from_the_schema() -> None:
     """Every schema rule has its expectation, with meta and notes for the summary (no GX run needed)."""
-    from pipelines.data.schema import TABLES
-    from pipelines.validation.suites import build_suites, expectation_parameters, fk_parameter
+    from pipelines.data.schema import ALL_TABLES
+    from pipelines.validation.suites import build_suites, expectation_parameters, fk_parameter, fresh_parameter
 
     suites = build_suites(ValidationSettings())
-    assert set(suites) == set(TABLES)
-    for name, schema in TABLES.items():
+    assert set(suites) == set(ALL_TABLES)
+    for name, schema in ALL_TABLES.items():
         exps = suites[name].expectations
         assert all(e.meta.get("rule") and e.meta.get("check") and e.notes for e in exps), name
         kinds = {(type(e).__name__, getattr(e, "column", None)) for e in exps}
@@ -338,8 +447,17 @@ def test_suites_are_generated_from_the_schema() -> None:
     assert type(compound[0]).__name__ == "ExpectCompoundColumnsToBeUnique"
     assert list(compound[0].column_list) == ["product_id", "date"]
     fresh = {n for n, s in suites.items() if any(e.meta["check"] == "freshness" for e in s.expectations)}
-    assert fresh == {"events", "orders", "daily_sales"}
+    assert fresh == {"events", "orders", "daily_sales", "ratings"}
 
     params = expectation_parameters(make_tables(), ValidationSettings(max_staleness_days=2), AS_OF)
     assert params["fresh_after"] == AS_OF - dt.timedelta(days=2)
+    assert params[fresh_parameter("orders")] == params[fresh_parameter("daily_sales")] == params["fresh_after"]
     assert len(params["fk__customers__customer_id"]) == 20
+
+    # Only the tables present: foreign keys into absent tables are left out.
+    subset = build_suites(ValidationSettings(), ["orders", "customers"])
+    assert list(subset) == ["customers", "orders"]
+    fks = [e.column for e in subset["orders"].expectations if e.meta["check"] == "foreign_key"]
+    assert fks == ["customer_id"]
+    only_orders = expectation_parameters({"orders": make_tables()["orders"]}, ValidationSettings(), AS_OF)
+    assert not any(k.startswith("fk__") for k in only_orders)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipelines.data import io, schema
+from pipelines.data import io, kinds, schema
 from pipelines.data.generator import generate
 from pipelines.data.importer import ImportResult, import_batch
 from pipelines.data.io import BatchFormatError
@@ -98,6 +98,7 @@ def test_tiny_csv_data_set_imports(tiny: Path, landing: Path) -> None:
     assert any("loyalty_card" in w for w in result.warnings)  # extra column: a warning, not an error
 
     tables = io.read_batch(result.batch_dir)
+    assert set(tables) == set(schema.TABLES)  # no ratings file: no ratings table
     for name, table_schema in schema.TABLES.items():
         assert list(tables[name].columns) == table_schema.column_names  # extra columns dropped
     customers = tables["customers"].set_index("customer_id")
@@ -153,10 +154,115 @@ def test_unparsable_number_is_reported(tmp_path: Path, landing: Path) -> None:
     assert "daily_sales.units" in message and "'four'" in message
 
 
-def test_missing_table_is_reported(tmp_path: Path, landing: Path) -> None:
+def test_a_subset_of_tables_imports_and_says_which_families_it_trains(tmp_path: Path, landing: Path) -> None:
     texts = {k: v for k, v in TINY.items() if k != "daily_sales"}
-    message = _problems(_write_folder(tmp_path / "shop", texts, ("images/p1.png",)), landing)
-    assert "daily_sales" in message and "daily_sales.csv" in message
+    result = import_batch(_write_folder(tmp_path / "shop", texts, ("images/p1.png",)), landing)
+    assert set(result.rows) == {"customers", "products", "events", "orders"}
+    assert io.present_tables(result.batch_dir) == ["customers", "products", "events", "orders"]
+    assert set(result.trainable) == {"churn", "ltv", "recommendation"}
+    assert result.families["forecasting"].reason == "missing table daily_sales"
+    assert "missing table daily_sales" in result.families["pricing"].reason
+    # One picture of one category: vision says why it cannot train.
+    assert "at least 2 categories" in result.families["vision"].reason
+    assert "forecasting: no (missing table daily_sales)" in result.family_report()
+
+
+def test_empty_folder_is_a_clear_problem(tmp_path: Path, landing: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    message = _problems(folder, landing)
+    assert "no table file found" in message and "ratings.csv" in message and "notes.txt" in message
+
+
+def test_ratings_alone_train_only_recommendation(tmp_path: Path, landing: Path) -> None:
+    ratings = "customer_id,product_id,rating,ts\nc1,p1,5,2024-03-01\nc2,p1,2.5,2024-03-02T10:00:00Z\n"
+    result = import_batch(_write_folder(tmp_path / "shop", {"ratings": ratings}), landing)
+    assert result.rows == {"ratings": 2}
+    assert result.trainable == ["recommendation"]
+    assert result.families["churn"].reason == "missing table customers; missing table orders"
+    stored = io.read_table(result.batch_dir, "ratings")
+    assert stored["rating"].tolist() == [5.0, 2.5] and str(stored["ts"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_ratings_with_bad_values_are_reported(tmp_path: Path, landing: Path) -> None:
+    ratings = "customer_id,product_id,rating\nc1,p1,five\n"
+    message = _problems(_write_folder(tmp_path / "shop", {"ratings": ratings}), landing)
+    assert "ratings.ts: missing column" in message and "ratings.rating" in message and "'five'" in message
+
+
+def test_transaction_log_is_stored_as_orders(tmp_path: Path, landing: Path) -> None:
+    log = "customer_id,date,amount\nc2,2024-03-02,10.5\nc1,2024-03-01T12:00:00Z,3\nc1,2024-03-05,7.25\n"
+    result = import_batch(_write_folder(tmp_path / "shop", {"transactions": log}), landing)
+    assert result.rows == {"orders": 3}
+    assert result.trainable == ["ltv"]
+    orders = io.read_table(result.batch_dir, "orders")
+    assert orders["order_id"].tolist() == ["O0000001", "O0000002", "O0000003"]  # numbered in time order
+    assert orders["customer_id"].tolist() == ["c1", "c2", "c1"]
+    assert orders["amount"].tolist() == [3.0, 10.5, 7.25] and orders["unit_price"].tolist() == [3.0, 10.5, 7.25]
+    assert (orders["quantity"] == 1).all() and (orders["product_id"] == "ITEM").all()
+    # The same log in another row order is the same batch.
+    shuffled = "customer_id,date,amount\nc1,2024-03-05,7.25\nc1,2024-03-01T12:00:00Z,3\nc2,2024-03-02,10.5\n"
+    again = import_batch(_write_folder(tmp_path / "shop2", {"transactions": shuffled}), tmp_path / "other")
+    assert again.batch_id == result.batch_id
+
+
+def test_orders_and_transactions_together_are_a_problem(tmp_path: Path, landing: Path) -> None:
+    texts = {"orders": TINY["orders"], "transactions": "customer_id,date,amount\nc1,2024-03-01,3\n"}
+    message = _problems(_write_folder(tmp_path / "shop", texts), landing)
+    assert "either orders or transactions" in message
+
+
+def test_negative_transaction_is_reported(tmp_path: Path, landing: Path) -> None:
+    texts = {"transactions": "customer_id,date,amount\nc1,2024-03-01,-3\n"}
+    assert "transactions.amount" in _problems(_write_folder(tmp_path / "shop", texts), landing)
+
+
+def test_labelled_image_folders_become_products(tmp_path: Path, landing: Path) -> None:
+    folder = tmp_path / "pictures"
+    # Several sizes and modes, one JPEG, one name shared by two categories, a stray text file.
+    specs = {
+        "images/shoes/red.png": ("RGB", (40, 30)), "images/shoes/blue.jpg": ("RGB", (64, 64)),
+        "images/shoes/same.png": ("L", (20, 50)), "images/books/same.png": ("RGBA", (32, 32)),
+        "images/books/grey.png": ("L", (16, 16)), "images/books/palette.png": ("P", (25, 25)),
+    }
+    for rel, (mode, size) in specs.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new(mode, size, 128 if mode in ("L", "P") else (200, 30, 30, 128)[: len(mode)]).save(path)
+    (folder / "images" / "books" / "README.txt").write_text("not a picture")
+    result = import_batch(folder, landing)
+    assert result.images == 6 and result.rows == {"products": 6}
+    assert any("README.txt" in w for w in result.warnings)
+    products = io.read_table(result.batch_dir, "products").set_index("product_id")
+    assert sorted(products.index) == ["blue", "books_same", "grey", "palette", "red", "shoes_same"]
+    assert products.loc["red", "category"] == "shoes" and products.loc["grey", "category"] == "books"
+    assert (products["image_file"] == "images/" + products.index + ".png").all()
+    assert products["base_price"].isna().all() and products["cost"].isna().all()
+    for pid, (mode, size) in (("red", ("RGB", (40, 30))), ("grey", ("L", (16, 16))),
+                              ("books_same", ("RGB", (32, 32))), ("palette", ("RGB", (25, 25)))):
+        with Image.open(result.batch_dir / "images" / f"{pid}.png") as img:
+            assert (img.format, img.mode, img.size) == ("PNG", mode, size), pid
+    with Image.open(result.batch_dir / "images" / "books_same.png") as img:  # half-transparent red on white
+        assert img.getpixel((0, 0)) == (227, 142, 142)  # round(200 * 128/255 + 255 * 127/255), ...
+    assert result.trainable == ["vision"]
+
+
+def test_unreadable_labelled_picture_is_reported(tmp_path: Path, landing: Path) -> None:
+    folder = tmp_path / "pictures"
+    _write_png(folder / "images" / "a" / "x.png")
+    (folder / "images" / "b").mkdir(parents=True)
+    (folder / "images" / "b" / "y.png").write_text("not a png")
+    assert "images/b/y.png" in _problems(folder, landing)
+
+
+def test_historical_import_is_marked_in_the_manifest(tiny: Path, landing: Path) -> None:
+    plain = import_batch(tiny, landing)
+    historical = import_batch(tiny, landing, historical=True)
+    assert historical.batch_id != plain.batch_id and historical.historical
+    assert not (plain.batch_dir / "manifest.json").exists()
+    assert kinds.read_manifest(historical.batch_dir) == {"historical": True}
+    assert io.read_batch(historical.batch_dir).keys() == io.read_batch(plain.batch_dir).keys()
 
 
 def test_missing_image_is_reported(tmp_path: Path, landing: Path) -> None:
@@ -172,11 +278,12 @@ def test_unreadable_image_is_reported(tmp_path: Path, landing: Path) -> None:
 
 
 def test_all_problems_are_reported_at_once(tmp_path: Path, landing: Path) -> None:
-    texts = {k: v for k, v in TINY.items() if k != "orders"}
+    texts = dict(TINY)
     texts["customers"] = TINY["customers"].replace("region,", "area,")
     texts["events"] = TINY["events"].replace("2024-03-12T18:45:10Z", "12/03/2024")
+    texts["orders"] = TINY["orders"].replace("o2,c3,p2,2024-03-12T18:45:10Z,1,", "o2,c3,p2,2024-03-12T18:45:10Z,one,")
     err_text = _problems(_write_folder(tmp_path / "shop", texts), landing)
-    for expected in ("orders", "customers.region", "events.event_ts", "products.image_file"):
+    for expected in ("orders.quantity", "customers.region", "events.event_ts", "products.image_file"):
         assert expected in err_text
     assert err_text.count("\n  - ") == 4  # one readable line per problem
 
@@ -197,19 +304,40 @@ def test_a_generated_batch_reimports_to_the_same_id(tmp_path: Path) -> None:
 
 
 def test_docs_example_data_set_imports(tmp_path: Path, landing: Path) -> None:
-    folder = _write_folder(tmp_path / "example", schema.EXAMPLE_CSV, images=("images/P0001.png",))
-    for name, table_schema in schema.TABLES.items():
+    stored = {k: v for k, v in schema.EXAMPLE_CSV.items() if k in schema.ALL_TABLES}
+    folder = _write_folder(tmp_path / "example", stored, images=("images/P0001.png",))
+    for name, table_schema in (schema.ALL_TABLES | schema.IMPORT_TABLES).items():
         header = schema.EXAMPLE_CSV[name].splitlines()[0].split(",")
         assert header == table_schema.column_names, name
     result = import_batch(folder, landing)
     assert result.warnings == ()
+    assert set(result.rows) == set(schema.ALL_TABLES)
     orders = io.read_table(result.batch_dir, "orders")
     assert np.allclose(orders["amount"], orders["quantity"].astype(float) * orders["unit_price"])
+    assert io.read_table(result.batch_dir, "customers")["churned"].tolist()[0] == 0
+    log = import_batch(_write_folder(tmp_path / "log", {"transactions": schema.EXAMPLE_CSV["transactions"]}),
+                       tmp_path / "log-landing")
+    assert log.rows == {"orders": 2}
+
+
+def test_family_data_covers_every_registered_family() -> None:
+    from pipelines.registry import load_registry
+
+    assert set(schema.FAMILY_DATA) == set(load_registry())
+    for need in schema.FAMILY_DATA.values():
+        assert set(need.all_of) | set(need.any_of) <= set(schema.ALL_TABLES)
+
+
+def test_missing_optional_column_is_stored_as_nulls(tiny: Path, landing: Path) -> None:
+    result = import_batch(tiny, landing)  # TINY's customers have no churned column
+    customers = io.read_table(result.batch_dir, "customers")
+    assert list(customers.columns) == schema.ALL_TABLES["customers"].column_names
+    assert customers["churned"].isna().all() and str(customers["churned"].dtype) == "Int64"
 
 
 def test_docs_data_schema_is_generated_from_the_schema() -> None:
     docs = (PROJECT_ROOT / "docs" / "data-schema.md").read_text()
     assert docs == schema.markdown(), "regenerate: python -m pipelines.data.schema > docs/data-schema.md"
-    for table in schema.TABLES.values():
+    for table in (schema.ALL_TABLES | schema.IMPORT_TABLES).values():
         for col in table.columns:
             assert f"| `{col.name}` |" in docs

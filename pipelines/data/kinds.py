@@ -1,0 +1,141 @@
+"""Which model families a batch can train, and the per-batch manifest.
+
+Every table of a batch is optional (see :data:`pipelines.data.schema.FAMILY_DATA`): a user brings the data kinds
+they have, e.g. only ratings, or only a transaction log. This module answers, for a batch, which families can
+train on it and, for the others, why not (``"missing table customers"``), so that the import, the validation
+report and each family's ``prepare`` say the same thing.
+
+The manifest (``manifest.json`` in the batch folder, written by the import) records how the batch is to be judged
+(``historical``: freshness measured at the batch's own newest timestamp instead of now).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.data.schema import FAMILY_DATA
+
+MANIFEST = "manifest.json"
+
+
+class MissingDataError(ValueError):
+    """A family was asked to train on a batch that lacks the data it needs; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Support:
+    """Whether one family can train on a batch; ``reason`` says why not (empty when it can)."""
+
+    family: str
+    trainable: bool
+    reason: str = ""
+
+
+def _nonempty(tables: Mapping[str, pd.DataFrame], name: str) -> bool:
+    return name in tables and len(tables[name]) > 0
+
+
+def _missing(tables: Mapping[str, pd.DataFrame], name: str) -> str:
+    return f"missing table {name}" if name not in tables else f"table {name} is empty"
+
+
+def family_support(tables: Mapping[str, pd.DataFrame]) -> dict[str, Support]:
+    """Per family of :data:`~pipelines.data.schema.FAMILY_DATA`: can it train on these tables, and if not, why.
+
+    Only cheap, table-level checks are made here (tables present and non-empty, the few columns a family cannot
+    do without); each family's ``prepare`` still checks that there is enough history for its parameters.
+
+    Args:
+        tables: The batch's tables by name (absent tables simply are not keys).
+    """
+    out: dict[str, Support] = {}
+    for family, need in FAMILY_DATA.items():
+        reasons = [_missing(tables, t) for t in need.all_of if not _nonempty(tables, t)]
+        if need.any_of and not any(_nonempty(tables, t) for t in need.any_of):
+            reasons.append("missing table " + " or ".join(need.any_of))
+        if not reasons:
+            reasons += _extra_checks(family, tables)
+        out[family] = Support(family, not reasons, "; ".join(reasons))
+    return out
+
+
+def _extra_checks(family: str, tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Column-level needs of a family that a table's presence does not guarantee."""
+    if family == "pricing":
+        reasons = []
+        products = tables["products"]
+        sold = tables["daily_sales"]["product_id"].astype(str).unique()
+        priced = products[products["product_id"].astype(str).isin(sold)]
+        for col in ("base_price", "cost"):
+            if priced.empty or priced[col].isna().any():
+                reasons.append(f"products.{col} is missing for products with sales (pricing needs it for margins)")
+        freq = sales_frequency(tables["daily_sales"])
+        if freq not in (None, "daily"):
+            reasons.append(f"daily_sales is {freq}; pricing sets a price per day and needs daily rows")
+        return reasons
+    if family == "vision":
+        products = tables["products"]
+        with_image = products[products["image_file"].notna()]
+        n = with_image["category"].nunique()
+        if n < 2:
+            return [f"pictures of at least 2 categories needed, the batch has {n} (images or products.image_file)"]
+    return []
+
+
+def sales_frequency(daily_sales: pd.DataFrame) -> str | None:
+    """Inferred frequency name of a sales table (``daily``, ``weekly``, ...), or ``None`` when it cannot be told."""
+    from pipelines.forecast.data import infer_frequency
+
+    try:
+        return infer_frequency(daily_sales["date"]).name
+    except ValueError:
+        return None
+
+
+def describe(support: Mapping[str, Support]) -> list[str]:
+    """One line per family for reports: ``churn: yes`` / ``pricing: no (missing table products)``."""
+    return [f"{s.family}: yes" if s.trainable else f"{s.family}: no ({s.reason})" for s in support.values()]
+
+
+def require(ctx: Any, family: str) -> None:
+    """Raise :class:`MissingDataError` when the batch of ``ctx`` lacks tables that ``family`` needs.
+
+    Args:
+        ctx: A :class:`pipelines.spec.DataContext` (its table cache is reused).
+        family: A key of :data:`~pipelines.data.schema.FAMILY_DATA`.
+    """
+    from pipelines.data.io import present_tables
+
+    need = FAMILY_DATA[family]
+    present = set(present_tables(ctx.batch_dir))
+    names = [t for t in (*need.all_of, *need.any_of) if t in present]
+    support = family_support({name: ctx.table(name) for name in names})[family]
+    if not support.trainable:
+        raise MissingDataError(
+            f"{family} cannot train on batch {ctx.batch_id}: {support.reason}. It needs {need.kind} "
+            "(see docs/data-schema.md)."
+        )
+
+
+def table_or_empty(ctx: Any, name: str) -> pd.DataFrame:
+    """The batch's table ``name``, or an empty table with the schema's columns when the batch has none."""
+    from pipelines.data.io import empty_table, table_path
+
+    return ctx.table(name) if table_path(ctx.batch_dir, name) is not None else empty_table(name)
+
+
+def read_manifest(batch_dir: Path) -> dict[str, Any]:
+    """The batch's manifest (``{}`` when there is none, e.g. generated batches)."""
+    path = Path(batch_dir) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def manifest_bytes(historical: bool) -> bytes:
+    """Canonical manifest content (stable bytes: the manifest is part of the batch's content hash)."""
+    return (json.dumps({"historical": bool(historical)}, sort_keys=True) + "\n").encode()
