@@ -30,6 +30,8 @@ from pipelines.spec import ApiModel, ModelSpec
 log = logging.getLogger(__name__)
 
 _METRICS: dict[str, Any] = {}
+SERVICE_THREADS = 16
+"""Request handler threads per worker (BentoML's default is 1)."""
 
 
 def _metrics() -> dict[str, Any]:
@@ -135,6 +137,7 @@ def make_service(spec: ModelSpec):
             from bentoml._internal.marshal.dispatcher import CorkDispatcher
 
             dispatchers: dict[int, Any] = {}
+            latency_ms = self.settings.serving.batch_max_latency_ms
 
             def fallback():
                 raise HTTPError("server overloaded, retry", 503)
@@ -149,7 +152,7 @@ def make_service(spec: ModelSpec):
                         out = await anyio.to_thread.run_sync(serving.batch_infer, predictor, stacked)
                         return list(np.split(np.asarray(out), np.cumsum(sizes)[:-1]))
 
-                    dispatchers[key] = CorkDispatcher(max_latency_in_ms=20, max_batch_size=1024,
+                    dispatchers[key] = CorkDispatcher(max_latency_in_ms=latency_ms, max_batch_size=1024,
                                                       fallback=fallback, get_batch_size=len)(call)
                 return anyio.from_thread.run(dispatchers[key], x)
 
@@ -207,7 +210,10 @@ def make_service(spec: ModelSpec):
     Service.__name__ = Service.__qualname__ = class_name(model_name)
     Service.__module__ = __name__
     Service.__doc__ = f"{model_name}: {spec.description}"
-    return bentoml.service(name=f"shopflow-{model_name.replace('_', '-')}", traffic={"timeout": 60})(Service)
+    # Several request threads: concurrent requests must be in flight together for the adaptive batcher to merge
+    # them (one thread would serialise them before they reach it).
+    return bentoml.service(name=f"shopflow-{model_name.replace('_', '-')}", traffic={"timeout": 60},
+                           threads=SERVICE_THREADS)(Service)
 
 
 for _name, _spec in load_registry().items():

@@ -73,27 +73,48 @@ class FeastPredictor:
     store: Any = None
     extra: Any = None
 
-    def rows(self, customer_ids: list[str]):
-        """``(n, features)`` float matrix of the customers, in order.
-
-        Raises:
-            NotFound: naming the customers with no online features.
-        """
+    def rows(self, customer_ids) -> tuple[Any, Any]:
+        """``(X, known)``: the ``(n, features)`` float matrix of the customers in order, and which have online
+        features (rows of unknown customers are zeros)."""
         import numpy as np
 
         from pipelines.features.store import online_features
 
-        unique = list(dict.fromkeys(customer_ids))
+        ids = [str(c) for c in customer_ids]
+        unique = list(dict.fromkeys(ids))
         frame = online_features(self.settings, unique, self.feature_service, store=self.store)
         frame = frame.set_index("customer_id")
         online = [c for c in self.features if c in frame.columns]
-        unknown = frame.index[frame[online].isna().all(axis=1)].tolist()
+        known = ~frame[online].isna().all(axis=1)
         if self.extra is not None:
             frame = frame.join(self.extra, how="left")
+        x = frame.loc[ids, self.features].astype("float64").fillna(0.0).to_numpy(np.float64)
+        return x, known.loc[ids].to_numpy(bool)
+
+    def infer_ids(self, customer_ids, score: Callable[[Any], Any]):
+        """The batchable core of customer scoring: one feature-store read and one model call for all ids.
+
+        Unknown customers get NaN, so one bad id in a batch shared by concurrent requests only fails its own
+        request (see :meth:`answer`).
+        """
+        import numpy as np
+
+        x, known = self.rows(customer_ids)
+        out = np.full(len(x), np.nan)
+        if known.any():
+            out[known] = score(x[known])
+        return out
+
+    @staticmethod
+    def check_known(customer_ids: list[str], values) -> None:
+        """Raise :class:`NotFound` naming the customers whose value is NaN (no online features)."""
+        import numpy as np
+
+        unknown = [c for c, v in zip(customer_ids, values, strict=True) if np.isnan(v)]
         if unknown:
+            unknown = list(dict.fromkeys(unknown))
             raise NotFound("customer_ids", f"{len(unknown)} unknown customer(s) with no online features: "
                                            f"{short_list(unknown)}")
-        return frame.loc[customer_ids, self.features].astype("float64").fillna(0.0).to_numpy(np.float64)
 
 
 def feast_predictor(settings: Settings, model: Any, features: list[str], feature_service: str,

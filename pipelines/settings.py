@@ -54,6 +54,8 @@ class ServingSettings(BaseModel):
     customer); ``champion``/``challenger``: a per-arm Deployment (Kubernetes) serving only that alias."""
     max_batch: int = Field(1000, ge=1, description="Largest list one request may carry (413/400 above it).")
     batching: bool = Field(True, description="Adaptive batching of model calls across concurrent requests.")
+    batch_max_latency_ms: int = Field(10_000, ge=10, le=60_000,
+                                      description="Longest a request may queue for a batch before a 503.")
 
 
 class RolloutSettings(BaseModel):

@@ -308,13 +308,14 @@ def serve_load(settings, uri: str):
     return feast_predictor(settings, model, list(model.get_booster().feature_names), FEATURE_SERVICE)
 
 
-def serve_infer(predictor, x: np.ndarray) -> np.ndarray:
-    """The batchable core: probabilities for stacked feature rows."""
-    return predictor.model.predict_proba(x)[:, 1]
+def serve_infer(predictor, customer_ids: np.ndarray) -> np.ndarray:
+    """The batchable core: online features and churn probability for stacked customer ids (NaN if unknown)."""
+    return predictor.infer_ids(customer_ids, lambda x: predictor.model.predict_proba(x)[:, 1])
 
 
 def serve_predict(predictor, request: ChurnRequest, infer) -> dict:
-    probs = infer(predictor.rows(request.customer_ids))
+    probs = infer(np.asarray(request.customer_ids, dtype=object))
+    predictor.check_known(request.customer_ids, probs)
     return {"feature_service": FEATURE_SERVICE,
             "predictions": [{"customer_id": c, "churn_probability": float(p)}
                             for c, p in zip(request.customer_ids, probs, strict=True)]}

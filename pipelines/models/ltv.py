@@ -375,13 +375,15 @@ def _tables(ctx: DataContext) -> set[str]:
     return {p.stem for p in ctx.batch_dir.iterdir()}
 
 
-def serve_infer(predictor, x: np.ndarray) -> np.ndarray:
-    """The batchable core: expected spend for stacked feature rows."""
-    return np.clip(predictor.model.predict(pd.DataFrame(x, columns=predictor.features)), 0, None)
+def serve_infer(predictor, customer_ids: np.ndarray) -> np.ndarray:
+    """The batchable core: online features and expected spend for stacked customer ids (NaN if unknown)."""
+    return predictor.infer_ids(customer_ids, lambda x: np.clip(
+        predictor.model.predict(pd.DataFrame(x, columns=predictor.features)), 0, None))
 
 
 def serve_predict(predictor, request: LTVRequest, infer) -> dict:
-    spend = infer(predictor.rows(request.customer_ids))
+    spend = infer(np.asarray(request.customer_ids, dtype=object))
+    predictor.check_known(request.customer_ids, spend)
     return {"horizon_days": predictor.horizon_days, "as_of": predictor.as_of,
             "predictions": [{"customer_id": c, "expected_spend": float(v)}
                             for c, v in zip(request.customer_ids, spend, strict=True)]}
