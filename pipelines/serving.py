@@ -22,6 +22,8 @@ from pipelines.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 ARMS = ("champion", "challenger")
+ALIAS_CACHE_SECONDS = 10.0
+"""How long a running service trusts its last read of an MLflow alias."""
 
 
 class RequestError(Exception):
@@ -182,6 +184,7 @@ class ServingRuntime:
         self._infer = infer
         self._lock = threading.Lock()
         self._loaded: dict[str, Any] = {}  # version -> predictor
+        self._alias_cache: dict[str, tuple[str, float]] = {}
         self.fixed_arm = None if settings.serving.arm == "both" else settings.serving.arm
         # Load what this process must answer with now: a missing champion is a deployment error, not a 500 later.
         first = self.fixed_arm or tracking.CHAMPION
@@ -202,15 +205,21 @@ class ServingRuntime:
             return self._loaded[version]
 
     def _version_of(self, arm: str, assignment) -> str:
+        """Version serving ``arm``: the experiment's pinned version, else the alias (cached for a few seconds, so
+        an alias move, e.g. a promotion, reaches running services without a registry query per request)."""
         from pipelines import tracking
 
         version = assignment.champion_version if arm == "champion" else assignment.challenger_version
-        if version is None:
+        if version is not None:
+            return str(version)
+        now = time.monotonic()
+        cached = self._alias_cache.get(arm)
+        if cached is None or now - cached[1] > ALIAS_CACHE_SECONDS:
             mv = tracking.version_by_alias(self.client, self.spec.name, arm)
             if mv is None:
                 raise RuntimeError(f"no '{arm}' version of {self.spec.name}")
-            version = str(mv.version)
-        return str(version)
+            cached = self._alias_cache[arm] = (str(mv.version), now)
+        return cached[0]
 
     def loaded_versions(self) -> list[str]:
         return sorted(self._loaded)

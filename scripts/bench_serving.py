@@ -7,11 +7,7 @@ Needs a home where `shopflow run` has completed. Prints p50/p99 latency for 1 an
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,11 +18,8 @@ import numpy as np
 from pipelines.data.io import read_table
 from pipelines.settings import get_settings
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_load import Server  # noqa: E402  (sibling script)
 
 
 def main() -> None:
@@ -38,22 +31,9 @@ def main() -> None:
     settings = get_settings()
     ids = read_table(settings.current_batch_dir(), "customers")["customer_id"].tolist()
     key = secrets.token_urlsafe(16)
-    port = free_port()
-    env = dict(os.environ, SHOPFLOW_API_KEY=key)
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "shopflow"), "serve", "churn", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.perf_counter() - t0 > 180:
-                raise SystemExit("server did not start")
-            time.sleep(0.5)
+    t0 = time.perf_counter()
+    with Server("churn", key) as server:
+        url = server.url
         print(f"server ready in {time.perf_counter() - t0:.1f}s; {len(ids)} customers; {args.requests} requests each")
         rng = np.random.default_rng(0)
         headers = {"Authorization": f"Bearer {key}"}
@@ -71,9 +51,6 @@ def main() -> None:
                 lat = np.array(lat)
                 print(f"{batch:>6} {np.percentile(lat, 50):>8.1f} {np.percentile(lat, 99):>8.1f} "
                       f"{lat.mean():>8.1f} {1000 / lat.mean():>7.1f}")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import subprocess
 import sys
@@ -68,3 +70,40 @@ def require_service(host: str, port: int, name: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} at {host}:{port} is required in CI: {exc}")
         pytest.skip(f"{name} at {host}:{port} not reachable: {exc}")
+
+
+@contextlib.contextmanager
+def throwaway_postgres():
+    """A fresh database on the local PostgreSQL (127.0.0.1:5432), dropped afterwards; yields its URI."""
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    import uuid
+
+    import psycopg2
+
+    name = f"shopflow_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def two_version_registry(root: Path, model: str, experiment: str) -> str:
+    """A SQLite MLflow registry under ``root`` holding versions 1 and 2 of a trivial sklearn model named ``model``
+    (logged for real); returns its URI."""
+    import mlflow
+    from sklearn.dummy import DummyClassifier
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # other tests may have pointed the process-wide registry elsewhere
+    exp = mlflow.create_experiment(experiment, artifact_location=(root / "artifacts").as_uri())
+    for constant in (0, 1):
+        with mlflow.start_run(experiment_id=exp):
+            clf = DummyClassifier(strategy="constant", constant=constant).fit([[0], [1]], [0, 1])
+            mlflow.sklearn.log_model(clf, name="model", pip_requirements=["scikit-learn"],
+                                     registered_model_name=model)
+    return uri

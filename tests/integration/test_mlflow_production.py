@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipelines import tracking
 from pipelines.settings import Settings
-from tests.conftest import require_service
+from tests.conftest import throwaway_postgres
 
 pytestmark = pytest.mark.production
 
 
 @pytest.fixture
 def pg_database():
-    """A throwaway database on 127.0.0.1:5432, dropped afterwards."""
-    require_service("127.0.0.1", 5432, "PostgreSQL")
-    import psycopg2
-
-    name = f"shopflow_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    with throwaway_postgres() as uri:
+        yield uri
 
 
 def test_mlflow_registry_on_postgres_round_trip(pg_database, tmp_path, monkeypatch):

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -15,27 +14,17 @@ from pipelines import tracking
 from pipelines.rollout import Router, current_weights, lifecycle, record_outcome
 from pipelines.rollout.store import PREFIX, ExperimentExists, RolloutStore, get_store, reset_stores
 from pipelines.settings import Settings
-from tests.conftest import require_service
+from tests.conftest import throwaway_postgres
 
 pytestmark = pytest.mark.production
 
 
 @pytest.fixture
 def pg_database():
-    """A throwaway database on 127.0.0.1:5432, dropped afterwards."""
-    require_service("127.0.0.1", 5432, "PostgreSQL")
-    import psycopg2
-
-    name = f"shopflow_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    uri = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    yield uri
-
-    reset_stores([uri])
-    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    """A throwaway database; the store's pooled connections are closed before it is dropped."""
+    with throwaway_postgres() as uri:
+        yield uri
+        reset_stores([uri])
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pipelines.rollout import lifecycle
 from pipelines.rollout.cli import app
 from pipelines.rollout.store import get_store, reset_stores
 from pipelines.settings import Settings, get_settings
+from tests.conftest import two_version_registry
 
 pytestmark = pytest.mark.integration
 
@@ -28,21 +29,8 @@ MODEL = "churn"
 
 @pytest.fixture(scope="module")
 def registry_uri(tmp_path_factory) -> str:
-    """An MLflow registry with versions 1 and 2 of a trivial sklearn model (logged for real, once)."""
-    import mlflow
-    from sklearn.dummy import DummyClassifier
-
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    exp = mlflow.create_experiment("rollout-test", artifact_location=(root / "artifacts").as_uri())
-    for constant in (0, 1):
-        with mlflow.start_run(experiment_id=exp):
-            model = DummyClassifier(strategy="constant", constant=constant).fit([[0], [1]], [0, 1])
-            mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"],
-                                     registered_model_name=MODEL)
-    return uri
+    """An MLflow registry with versions 1 and 2 of a trivial model (logged for real, once)."""
+    return two_version_registry(tmp_path_factory.mktemp("mlflow"), MODEL, "rollout-test")
 
 
 @pytest.fixture

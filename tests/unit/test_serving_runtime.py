@@ -14,6 +14,7 @@ from pipelines.rollout.store import reset_stores
 from pipelines.serving import CustomerIds, RequestError, ServingRuntime, TooLarge
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import ApiModel, ModelParams, ModelSpec, ServedItem, ServedResponse, ServingSpec, openapi30
+from tests.conftest import two_version_registry
 
 MODEL = "toy_served"
 
@@ -48,20 +49,8 @@ SPEC = ModelSpec(
 
 @pytest.fixture(scope="module")
 def registry_uri(tmp_path_factory) -> str:
-    import mlflow
-    from sklearn.dummy import DummyClassifier
-
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # other tests may have pointed the process-wide registry elsewhere
-    exp = mlflow.create_experiment("serving-runtime", artifact_location=(root / "artifacts").as_uri())
-    for constant in (0, 1):
-        with mlflow.start_run(experiment_id=exp):
-            model = DummyClassifier(strategy="constant", constant=constant).fit([[0], [1]], [0, 1])
-            mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"],
-                                     registered_model_name=MODEL)
-    return uri
+    """An MLflow registry with versions 1 and 2 of a trivial model (logged for real, once)."""
+    return two_version_registry(tmp_path_factory.mktemp("mlflow"), MODEL, "serving-runtime")
 
 
 @pytest.fixture
