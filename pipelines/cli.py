@@ -232,10 +232,10 @@ def run(customers: Optional[int] = typer.Option(None, help="Scale of the generat
 def _untrainable(s: Settings, family: str) -> str | None:
     """Why the current batch cannot train ``family`` (missing tables), or ``None`` when it can."""
     from pipelines.data.kinds import MissingDataError, require
-    from pipelines.data.schema import FAMILY_DATA
+    from pipelines.data.schema import family_data
     from pipelines.training import data_context
 
-    if family not in FAMILY_DATA:
+    if family not in family_data():
         return None
     try:
         require(data_context(s), family)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Generic, TypeVar
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from pipelines.data.schema import FamilyData
 from pipelines.settings import Settings
 
 
@@ -174,6 +175,7 @@ class ModelSpec(Generic[P]):
         description: One line for docs and the run summary.
         resources: Serving/training resource hints (``{"gpu": bool}``).
         serving: How the family is served over HTTP (``None``: not served).
+        data: Which tables (data kinds) the family trains on, for imports of your own data.
     """
 
     name: str
@@ -190,6 +192,7 @@ class ModelSpec(Generic[P]):
     description: str = ""
     resources: dict[str, Any] = field(default_factory=lambda: {"gpu": False})
     serving: ServingSpec | None = None
+    data: FamilyData | None = None
 
     def parse_params(self, overrides: dict[str, Any] | None = None) -> P:
         """Validated params from ``key=value`` overrides (strings are coerced by pydantic)."""

@@ -1,6 +1,6 @@
 """Which model families a batch can train, and the per-batch manifest.
 
-Every table of a batch is optional (see :data:`pipelines.data.schema.FAMILY_DATA`): a user brings the data kinds
+Every table of a batch is optional (see :func:`pipelines.data.schema.family_data`): a user brings the data kinds
 they have, e.g. only ratings, or only a transaction log. This module answers, for a batch, which families can
 train on it and, for the others, why not (``"missing table customers"``), so that the import, the validation
 report and each family's ``prepare`` say the same thing.
@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.data.schema import FAMILY_DATA
+from pipelines.data.schema import family_data
 
 MANIFEST = "manifest.json"
 
@@ -46,7 +46,7 @@ def _missing(tables: Mapping[str, pd.DataFrame], name: str) -> str:
 
 
 def family_support(tables: Mapping[str, pd.DataFrame]) -> dict[str, Support]:
-    """Per family of :data:`~pipelines.data.schema.FAMILY_DATA`: can it train on these tables, and if not, why.
+    """Per family of :func:`~pipelines.data.schema.family_data`: can it train on these tables, and if not, why.
 
     Only cheap, table-level checks are made here (tables present and non-empty, the few columns a family cannot
     do without); each family's ``prepare`` still checks that there is enough history for its parameters.
@@ -55,37 +55,14 @@ def family_support(tables: Mapping[str, pd.DataFrame]) -> dict[str, Support]:
         tables: The batch's tables by name (absent tables simply are not keys).
     """
     out: dict[str, Support] = {}
-    for family, need in FAMILY_DATA.items():
+    for family, need in family_data().items():
         reasons = [_missing(tables, t) for t in need.all_of if not _nonempty(tables, t)]
         if need.any_of and not any(_nonempty(tables, t) for t in need.any_of):
             reasons.append("missing table " + " or ".join(need.any_of))
-        if not reasons:
-            reasons += _extra_checks(family, tables)
+        if not reasons and need.check is not None:
+            reasons += need.check(tables)
         out[family] = Support(family, not reasons, "; ".join(reasons))
     return out
-
-
-def _extra_checks(family: str, tables: Mapping[str, pd.DataFrame]) -> list[str]:
-    """Column-level needs of a family that a table's presence does not guarantee."""
-    if family == "pricing":
-        reasons = []
-        products = tables["products"]
-        sold = tables["daily_sales"]["product_id"].astype(str).unique()
-        priced = products[products["product_id"].astype(str).isin(sold)]
-        for col in ("base_price", "cost"):
-            if priced.empty or priced[col].isna().any():
-                reasons.append(f"products.{col} is missing for products with sales (pricing needs it for margins)")
-        freq = sales_frequency(tables["daily_sales"])
-        if freq not in (None, "daily"):
-            reasons.append(f"daily_sales is {freq}; pricing sets a price per day and needs daily rows")
-        return reasons
-    if family == "vision":
-        products = tables["products"]
-        with_image = products[products["image_file"].notna()]
-        n = with_image["category"].nunique()
-        if n < 2:
-            return [f"pictures of at least 2 categories needed, the batch has {n} (images or products.image_file)"]
-    return []
 
 
 def sales_frequency(daily_sales: pd.DataFrame) -> str | None:
@@ -108,11 +85,11 @@ def require(ctx: Any, family: str) -> None:
 
     Args:
         ctx: A :class:`pipelines.spec.DataContext` (its table cache is reused).
-        family: A key of :data:`~pipelines.data.schema.FAMILY_DATA`.
+        family: A key of :func:`~pipelines.data.schema.family_data`.
     """
     from pipelines.data.io import present_tables
 
-    need = FAMILY_DATA[family]
+    need = family_data()[family]
     present = set(present_tables(ctx.batch_dir))
     names = [t for t in (*need.all_of, *need.any_of) if t in present]
     support = family_support({name: ctx.table(name) for name in names})[family]

@@ -2,14 +2,14 @@
 
 A *batch* is one folder holding one file per table (``<table>.parquet`` or ``<table>.csv``) plus an optional
 ``images/`` folder of product images referenced by ``products.image_file``. Every table is optional: a batch
-holds the tables of the data kinds it brings, and :data:`FAMILY_DATA` says which tables each model family needs.
+holds the tables of the data kinds it brings, and :func:`family_data` says which tables each model family needs (from its spec).
 See ``docs/data-schema.md`` (generated from this module) and ``docs/byo-data.md``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Callable, Literal, Mapping
 
 Kind = Literal["string", "int", "float", "timestamp"]
 
@@ -211,25 +211,16 @@ class FamilyData:
     any_of: tuple[str, ...] = ()
     kind: str = ""
     note: str = ""
+    check: Callable[[Mapping[str, Any]], list[str]] | None = field(default=None, compare=False)
+    """Column-level needs the tables' presence does not guarantee: ``tables -> reasons`` (empty: fine)."""
 
 
-FAMILY_DATA: dict[str, FamilyData] = {
-    "churn": FamilyData(("customers", "orders"), kind="a customer table (optionally with a `churned` label) plus "
-                        "orders or a transaction log",
-                        note="without `churned`, labels are derived: no order in the `horizon_days` after a cutoff"),
-    "ltv": FamilyData(("orders",), kind="a transaction log (customer, date, amount) or order lines",
-                      note="customers are taken from the orders when there is no customers table"),
-    "recommendation": FamilyData((), ("events", "ratings"), kind="implicit events or explicit ratings",
-                                 note="products are optional (category and price then unused)"),
-    "forecasting": FamilyData(("daily_sales",), kind="sales series, daily, weekly, monthly or quarterly",
-                              note="horizon and seasonal period follow the inferred frequency"),
-    "pricing": FamilyData(("products", "daily_sales"), kind="a daily price/units history plus products with "
-                          "`base_price` and `cost`",
-                          note="needs daily rows and `base_price` and `cost` for every product it prices"),
-    "vision": FamilyData(("products",), kind="labelled images (`images/<category>/*.png`) or products with "
-                         "`image_file`", note="needs pictures of at least 2 categories"),
-}
-"""Which tables each model family needs (checked by the import, the gate's report and each family's ``prepare``)."""
+def family_data() -> dict[str, FamilyData]:
+    """Which tables each registered model family needs (its spec's ``data``), checked by the import, the gate's
+    report and each family's ``prepare``."""
+    from pipelines.registry import load_registry
+
+    return {name: spec.data for name, spec in load_registry().items() if spec.data is not None}
 
 EXAMPLE_CSV: dict[str, str] = {
     "customers": """\
@@ -378,7 +369,7 @@ def markdown() -> str:
         "| Family | Needs | Your data kind | Notes |",
         "| --- | --- | --- | --- |",
     ]
-    for family, need in FAMILY_DATA.items():
+    for family, need in family_data().items():
         parts = [f"`{t}`" for t in need.all_of]
         if need.any_of:
             parts.append(" or ".join(f"`{t}`" for t in need.any_of))

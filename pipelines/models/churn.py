@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipelines.serving import CustomerIds, batch_values, feast_predictor
+from pipelines.data.schema import FamilyData
 from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedItem, ServedResponse, ServingSpec
 
 FEATURE_SERVICE = "churn_v1"
@@ -343,4 +344,7 @@ SPEC = ModelSpec(
     load_model=load_model,
     description="XGBoost churn classifier on RFM, activity and category-mix features.",
     serving=SERVING,
+    data=FamilyData(("customers", "orders"), kind="a customer table (optionally with a `churned` label) plus "
+                    "orders or a transaction log",
+                    note="without `churned`, labels are derived: no order in the `horizon_days` after a cutoff"),
 )

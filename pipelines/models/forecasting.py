@@ -30,6 +30,7 @@ from pydantic import Field
 from pipelines.forecast.data import Panel, build_panel, calendar_features, extend_dates
 from pipelines.forecast.metrics import QUANTILES
 from pipelines.serving import batch_values
+from pipelines.data.schema import FamilyData
 from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedResponse, ServingSpec
 from pipelines.utils import pinned_requirements
 
@@ -639,4 +640,6 @@ SPEC = ModelSpec(
                 "covariates.",
     serving=SERVING,
     resources={"gpu": True},
+    data=FamilyData(("daily_sales",), kind="sales series, daily, weekly, monthly or quarterly",
+                    note="horizon and seasonal period follow the inferred frequency"),
 )

@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipelines.serving import CustomerIds, batch_values, feast_predictor
+from pipelines.data.schema import FamilyData
 from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedItem, ServedResponse, ServingSpec
 from pipelines.utils import pinned_requirements
 
@@ -412,4 +413,6 @@ SPEC = ModelSpec(
     description="Expected spend over the next horizon_days: XGBoost Tweedie correction of a BG/NBD + Gamma-Gamma "
                 "prior, on RFM, activity and category-mix features.",
     serving=SERVING,
+    data=FamilyData(("orders",), kind="a transaction log (customer, date, amount) or order lines",
+                    note="customers are taken from the orders when there is no customers table"),
 )

@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from pipelines.serving import batch_values
+from pipelines.data.schema import FamilyData
 from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedResponse, ServingSpec
 
 log = logging.getLogger(__name__)
@@ -522,6 +523,23 @@ SERVING = ServingSpec(
     summary="Today's (or a given day's) price of a product within its floor, ceiling and daily-change limit.",
 )
 
+def data_check(tables) -> list[str]:
+    """Column-level needs of a bring-your-own batch: margins need base price and cost; decisions are daily."""
+    from pipelines.data.kinds import sales_frequency
+
+    reasons = []
+    products = tables["products"]
+    sold = tables["daily_sales"]["product_id"].astype(str).unique()
+    priced = products[products["product_id"].astype(str).isin(sold)]
+    for col in ("base_price", "cost"):
+        if priced.empty or priced[col].isna().any():
+            reasons.append(f"products.{col} is missing for products with sales (pricing needs it for margins)")
+    freq = sales_frequency(tables["daily_sales"])
+    if freq not in (None, "daily"):
+        reasons.append(f"daily_sales is {freq}; pricing sets a price per day and needs daily rows")
+    return reasons
+
+
 SPEC = ModelSpec(
     name="pricing",
     params=PricingParams,
@@ -536,4 +554,8 @@ SPEC = ModelSpec(
     load_model=load_model,
     description="DQN dynamic pricing within guardrails, trained in an inventory-aware demand simulator.",
     serving=SERVING,
+    data=FamilyData(("products", "daily_sales"), kind="a daily price/units history plus products with "
+                    "`base_price` and `cost`",
+                    note="needs daily rows and `base_price` and `cost` for every product it prices",
+                    check=data_check),
 )

@@ -26,6 +26,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipelines.serving import batch_values
+from pipelines.data.schema import FamilyData
 from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedResponse, ServingSpec
 from pipelines.utils import pinned_requirements
 
@@ -403,4 +404,6 @@ SPEC = ModelSpec(
     description="Hybrid matrix factorisation (PyTorch) on implicit feedback with a faiss HNSW index for top-K.",
     serving=SERVING,
     resources={"gpu": True},
+    data=FamilyData((), ("events", "ratings"), kind="implicit events or explicit ratings",
+                    note="products are optional (category and price then unused)"),
 )

@@ -34,6 +34,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipelines.serving import batch_values
+from pipelines.data.schema import FamilyData
 from pipelines.spec import ApiModel, DataContext, Evaluation, ModelParams, ModelSpec, ServedResponse, ServingSpec
 from pipelines.utils import pinned_requirements, torch_threads
 
@@ -581,6 +582,15 @@ SERVING = ServingSpec(
     summary="Visually similar products for a catalogue product id or an image (base64 or upload).",
 )
 
+def data_check(tables) -> list[str]:
+    """A bring-your-own batch needs pictures of at least two categories."""
+    products = tables["products"]
+    n = products.loc[products["image_file"].notna(), "category"].nunique()
+    if n < 2:
+        return [f"pictures of at least 2 categories needed, the batch has {n} (images or products.image_file)"]
+    return []
+
+
 SPEC = ModelSpec(
     name="vision",
     params=VisionParams,
@@ -596,4 +606,6 @@ SPEC = ModelSpec(
     description="Small CNN on product images: category classifier whose embedding powers visual similar-item search.",
     serving=SERVING,
     resources={"gpu": True},
+    data=FamilyData(("products",), kind="labelled images (`images/<category>/*.png`) or products with "
+                    "`image_file`", note="needs pictures of at least 2 categories", check=data_check),
 )

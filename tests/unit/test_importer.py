@@ -323,8 +323,8 @@ def test_docs_example_data_set_imports(tmp_path: Path, landing: Path) -> None:
 def test_family_data_covers_every_registered_family() -> None:
     from pipelines.registry import load_registry
 
-    assert set(schema.FAMILY_DATA) == set(load_registry())
-    for need in schema.FAMILY_DATA.values():
+    assert set(schema.family_data()) == set(load_registry())
+    for need in schema.family_data().values():
         assert set(need.all_of) | set(need.any_of) <= set(schema.ALL_TABLES)
 
 
