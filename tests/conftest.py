@@ -107,3 +107,51 @@ def two_version_registry(root: Path, model: str, experiment: str) -> str:
             mlflow.sklearn.log_model(clf, name="model", pip_requirements=["scikit-learn"],
                                      registered_model_name=model)
     return uri
+
+
+@contextlib.contextmanager
+def two_arm_settings(monkeypatch, home: Path, registry_uri: str, model: str, **env: str):
+    """Settings on ``home`` and ``registry_uri`` with ``model`` v1 as champion and v2 as challenger.
+
+    Extra ``env`` entries are set as ``SHOPFLOW_<KEY>``. On exit the settings cache and the rollout store engines
+    are reset, so the next test starts from a fresh store.
+    """
+    from pipelines import tracking
+    from pipelines.rollout.store import reset_stores
+
+    monkeypatch.setenv("SHOPFLOW_HOME", str(home))
+    monkeypatch.setenv("SHOPFLOW_MLFLOW_TRACKING_URI", registry_uri)
+    for key, value in env.items():
+        monkeypatch.setenv(f"SHOPFLOW_{key.upper()}", value)
+    get_settings.cache_clear()
+    s = get_settings()
+    client = tracking.configure(s)
+    client.set_registered_model_alias(model, tracking.CHAMPION, "1")
+    client.set_registered_model_alias(model, tracking.CHALLENGER, "2")
+    try:
+        yield s
+    finally:
+        get_settings.cache_clear()
+        reset_stores([s.rollout_db_uri])
+
+
+def run_concurrent_writers(first, second, threads: int, writer) -> list[BaseException]:
+    """Run ``writer(store, t)`` on ``threads`` threads, alternating between two stores (two engines competing
+    for the same database), close the second and return what the writers raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def guarded(target, t: int) -> None:
+        try:
+            writer(target, t)
+        except BaseException as exc:  # surfaced to the test through the return value
+            errors.append(exc)
+
+    pool = [threading.Thread(target=guarded, args=(first if t % 2 else second, t)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    second.dispose()
+    return errors

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ from pipelines import tracking
 from pipelines.rollout import Router, current_weights, lifecycle, record_outcome
 from pipelines.rollout.store import PREFIX, ExperimentExists, RolloutStore, get_store, reset_stores
 from pipelines.settings import Settings
-from tests.conftest import throwaway_postgres
+from tests.conftest import run_concurrent_writers, throwaway_postgres
 
 pytestmark = pytest.mark.production
 
@@ -41,23 +40,13 @@ def test_store_on_postgres_is_durable_and_concurrent_writers_lose_nothing(prod):
     with pytest.raises(ExperimentExists):  # the partial unique index works on PostgreSQL too
         store.create_experiment("churn", "1", "2", "purchase", 0.25, "test", "again")
     other = RolloutStore(prod.rollout_db_uri)
-    errors: list[BaseException] = []
 
     def writer(target: RolloutStore, t: int) -> None:
-        try:
-            for i in range(40):
-                target.log_request(exp["experiment_id"], "churn", f"t{t}-u{i}", "champion", 0.25, "1", float(i))
-                target.log_outcome(exp["experiment_id"], "churn", f"t{t}-u{i}", "revenue", 2.5)
-        except BaseException as exc:
-            errors.append(exc)
+        for i in range(40):
+            target.log_request(exp["experiment_id"], "churn", f"t{t}-u{i}", "champion", 0.25, "1", float(i))
+            target.log_outcome(exp["experiment_id"], "churn", f"t{t}-u{i}", "revenue", 2.5)
 
-    threads = [threading.Thread(target=writer, args=(store if t % 2 else other, t)) for t in range(6)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    other.dispose()
-    assert errors == []
+    assert run_concurrent_writers(store, other, 6, writer) == []
     reset_stores()
 
     code = ("import json, sys; from pipelines.rollout.store import RolloutStore; st = RolloutStore(sys.argv[1]); "

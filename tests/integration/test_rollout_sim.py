@@ -18,9 +18,9 @@ from pipelines import tracking
 from pipelines.rollout import Router, record_outcome
 from pipelines.rollout import lifecycle
 from pipelines.rollout.cli import app
-from pipelines.rollout.store import get_store, reset_stores
-from pipelines.settings import Settings, get_settings
-from tests.conftest import two_version_registry
+from pipelines.rollout.store import get_store
+from pipelines.settings import Settings
+from tests.conftest import two_arm_settings, two_version_registry
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +50,8 @@ def fast_home(tmp_path):
 @pytest.fixture
 def settings(registry_uri, fast_home, monkeypatch) -> Settings:
     """Fresh rollout store per test; champion v1 / challenger v2 set fresh on the shared registry."""
-    monkeypatch.setenv("SHOPFLOW_HOME", str(fast_home))
-    monkeypatch.setenv("SHOPFLOW_MLFLOW_TRACKING_URI", registry_uri)
-    get_settings.cache_clear()
-    s = get_settings()
-    client = tracking.configure(s)
-    client.set_registered_model_alias(MODEL, tracking.CHAMPION, "1")
-    client.set_registered_model_alias(MODEL, tracking.CHALLENGER, "2")
-    yield s
-    get_settings.cache_clear()
-    reset_stores([s.rollout_db_uri])
+    with two_arm_settings(monkeypatch, fast_home, registry_uri, MODEL) as s:
+        yield s
 
 
 def _sim_settings(s: Settings, **rollout) -> Settings:

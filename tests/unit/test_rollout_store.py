@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from pipelines.rollout.assign import arm_for
 from pipelines.rollout.store import (PREFIX, ROLLED_BACK, ExperimentExists, RolloutStore, get_store,
                                      reset_stores)
 from pipelines.settings import Settings
+from tests.conftest import run_concurrent_writers
 
 EVENT_TABLES = ("requests", "outcomes", "rollout_events", "alias_history")
 
@@ -71,24 +71,14 @@ def test_concurrent_writers_lose_nothing(s):
     store = get_store(s)
     exp = _experiment(store)
     other = RolloutStore(s.rollout_db_uri)  # a second engine: a second "process" competing for the lock
-    errors: list[BaseException] = []
 
     def writer(target: RolloutStore, t: int) -> None:
-        try:
-            for i in range(60):
-                target.log_request(exp["experiment_id"], "churn", f"t{t}-u{i}", "challenger", 0.25, "2", 1.0)
-                if i % 3 == 0:
-                    target.log_outcome(exp["experiment_id"], "churn", f"t{t}-u{i}", "purchase")
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        for i in range(60):
+            target.log_request(exp["experiment_id"], "churn", f"t{t}-u{i}", "challenger", 0.25, "2", 1.0)
+            if i % 3 == 0:
+                target.log_outcome(exp["experiment_id"], "churn", f"t{t}-u{i}", "purchase")
 
-    threads = [threading.Thread(target=writer, args=(store if t % 2 else other, t)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    other.dispose()
-    assert errors == []
+    assert run_concurrent_writers(store, other, 8, writer) == []
     rows = store.requests(exp["experiment_id"])
     assert len(rows) == 8 * 60 and len({r["unit_id"] for r in rows}) == 8 * 60
     assert store.count("outcomes", exp["experiment_id"]) == 8 * 20

@@ -10,11 +10,10 @@ import pytest
 from pydantic import Field
 
 from pipelines import rollout, tracking
-from pipelines.rollout.store import reset_stores
 from pipelines.serving import CustomerIds, RequestError, ServingRuntime, TooLarge
-from pipelines.settings import Settings, get_settings
+from pipelines.settings import Settings
 from pipelines.spec import ApiModel, ModelParams, ModelSpec, ServedItem, ServedResponse, ServingSpec, openapi30
-from tests.conftest import two_version_registry
+from tests.conftest import two_arm_settings, two_version_registry
 
 MODEL = "toy_served"
 
@@ -55,17 +54,8 @@ def registry_uri(tmp_path_factory) -> str:
 
 @pytest.fixture
 def settings(registry_uri, tmp_path, monkeypatch) -> Settings:
-    monkeypatch.setenv("SHOPFLOW_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("SHOPFLOW_MLFLOW_TRACKING_URI", registry_uri)
-    monkeypatch.setenv("SHOPFLOW_ROLLOUT__RAMP", "[0.5]")
-    get_settings.cache_clear()
-    s = get_settings()
-    client = tracking.configure(s)
-    client.set_registered_model_alias(MODEL, tracking.CHAMPION, "1")
-    client.set_registered_model_alias(MODEL, tracking.CHALLENGER, "2")
-    yield s
-    get_settings.cache_clear()
-    reset_stores([s.rollout_db_uri])
+    with two_arm_settings(monkeypatch, tmp_path / "home", registry_uri, MODEL, rollout__ramp="[0.5]") as s:
+        yield s
 
 
 IDS = [f"C{i:04d}" for i in range(200)]
