@@ -135,11 +135,14 @@ def two_arm_settings(monkeypatch, home: Path, registry_uri: str, model: str, **e
         reset_stores([s.rollout_db_uri])
 
 
-def run_concurrent_writers(first, second, threads: int, writer) -> list[BaseException]:
-    """Run ``writer(store, t)`` on ``threads`` threads, alternating between two stores (two engines competing
-    for the same database), close the second and return what the writers raised."""
+def run_concurrent_writers(store, threads: int, writer) -> list[BaseException]:
+    """Run ``writer(target, t)`` on ``threads`` threads, alternating between ``store`` and a second engine on the
+    same database (a second "process" competing for it); returns what the writers raised."""
     import threading
 
+    from pipelines.rollout.store import RolloutStore
+
+    other = RolloutStore(store.uri)
     errors: list[BaseException] = []
 
     def guarded(target, t: int) -> None:
@@ -148,10 +151,10 @@ def run_concurrent_writers(first, second, threads: int, writer) -> list[BaseExce
         except BaseException as exc:  # surfaced to the test through the return value
             errors.append(exc)
 
-    pool = [threading.Thread(target=guarded, args=(first if t % 2 else second, t)) for t in range(threads)]
+    pool = [threading.Thread(target=guarded, args=(store if t % 2 else other, t)) for t in range(threads)]
     for th in pool:
         th.start()
     for th in pool:
         th.join()
-    second.dispose()
+    other.dispose()
     return errors

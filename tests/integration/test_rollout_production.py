@@ -39,14 +39,13 @@ def test_store_on_postgres_is_durable_and_concurrent_writers_lose_nothing(prod):
     exp = store.create_experiment("churn", "1", "2", "purchase", 0.25, "test", "pg")
     with pytest.raises(ExperimentExists):  # the partial unique index works on PostgreSQL too
         store.create_experiment("churn", "1", "2", "purchase", 0.25, "test", "again")
-    other = RolloutStore(prod.rollout_db_uri)
 
     def writer(target: RolloutStore, t: int) -> None:
         for i in range(40):
             target.log_request(exp["experiment_id"], "churn", f"t{t}-u{i}", "champion", 0.25, "1", float(i))
             target.log_outcome(exp["experiment_id"], "churn", f"t{t}-u{i}", "revenue", 2.5)
 
-    assert run_concurrent_writers(store, other, 6, writer) == []
+    assert run_concurrent_writers(store, 6, writer) == []
     reset_stores()
 
     code = ("import json, sys; from pipelines.rollout.store import RolloutStore; st = RolloutStore(sys.argv[1]); "

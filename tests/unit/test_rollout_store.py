@@ -70,7 +70,6 @@ def test_events_survive_closing_and_a_new_process(s):
 def test_concurrent_writers_lose_nothing(s):
     store = get_store(s)
     exp = _experiment(store)
-    other = RolloutStore(s.rollout_db_uri)  # a second engine: a second "process" competing for the lock
 
     def writer(target: RolloutStore, t: int) -> None:
         for i in range(60):
@@ -78,7 +77,7 @@ def test_concurrent_writers_lose_nothing(s):
             if i % 3 == 0:
                 target.log_outcome(exp["experiment_id"], "churn", f"t{t}-u{i}", "purchase")
 
-    assert run_concurrent_writers(store, other, 8, writer) == []
+    assert run_concurrent_writers(store, 8, writer) == []
     rows = store.requests(exp["experiment_id"])
     assert len(rows) == 8 * 60 and len({r["unit_id"] for r in rows}) == 8 * 60
     assert store.count("outcomes", exp["experiment_id"]) == 8 * 20
