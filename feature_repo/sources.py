@@ -1,24 +1,22 @@
-"""File sources over the Parquet snapshots written by ``pipelines.features.build``.
+"""File sources over the Parquet feature tables written by ``pipelines.features.build``.
 
-Paths come from ``get_settings()`` when Feast imports this module (``feast apply`` runs with the ShopFlow
-environment). The library applies the same objects for whatever ``Settings`` it is given, so it re-points them with
-:func:`locate` first; the file name of each source is its name.
+Each path is a bare file name, relative on purpose: Feast joins a relative path with ``RepoConfig.repo_path``, and
+ShopFlow sets that per store to the feature snapshot being read (``pipelines.features.snapshot.features_root``:
+the snapshot ``CURRENT`` names, or a pinned one). The registry therefore never changes when a new batch's snapshot is
+switched in, and a reader cannot see one batch's features through another batch's pointer.
 """
 
-from pathlib import Path
+from feast import FileSource, PushSource
 
-from feast import FileSource
-
-from pipelines.features.build import feature_path
-from pipelines.settings import get_settings
+from pipelines.features.build import feature_file
 
 
 def _source(name: str) -> FileSource:
     return FileSource(
         name=name,
-        path=str(feature_path(get_settings().features_dir, name)),
+        path=feature_file(name),
         timestamp_field="event_timestamp",
-        # Snapshots are never rewritten within a batch; created_timestamp only breaks ties between batches.
+        # One row per entity and snapshot time; created_timestamp (the batch's end) would break ties Feast meets.
         created_timestamp_column="created_timestamp",
     )
 
@@ -30,8 +28,9 @@ product_sales_source = _source("product_sales")
 
 SOURCES = (customer_rfm_source, customer_activity_source, customer_category_mix_source, product_sales_source)
 
-
-def locate(features_dir: Path) -> None:
-    """Point every source at the files in ``features_dir`` (settings other than the process-wide ones)."""
-    for source in SOURCES:
-        source.file_options.uri = str(feature_path(features_dir, source.name))
+# Real-time cart events: pushed by the serving layer (``POST /events``) straight into the online store. The batch
+# source only names where a log of pushes would live offline; nothing trains on it and it is never materialised.
+cart_push_source = PushSource(
+    name="cart_push",
+    batch_source=FileSource(name="cart_events", path="cart_events.parquet", timestamp_field="event_timestamp"),
+)

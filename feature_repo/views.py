@@ -12,6 +12,7 @@ from feast.types import Float64, Int64, String
 
 from entities import customer, product
 from sources import (
+    cart_push_source,
     customer_activity_source,
     customer_category_mix_source,
     customer_rfm_source,
@@ -90,4 +91,18 @@ product_sales = FeatureView(
     source=product_sales_source,
     online=True,
     tags={"entity": "product", "cadence": "daily"},
+)
+
+customer_cart = FeatureView(
+    name="customer_cart",
+    entities=[customer],
+    ttl=timedelta(days=2),
+    schema=[
+        Field(name="customer_id", dtype=String),
+        Field(name="cart_product_ids", dtype=String, description="Products in the cart now, comma-separated."),
+        Field(name="cart_size", dtype=Int64, description="Number of products in the cart."),
+    ],
+    source=cart_push_source,
+    online=True,
+    tags={"entity": "customer", "cadence": "realtime"},
 )

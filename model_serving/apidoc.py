@@ -24,22 +24,39 @@ Every service has:
 | route | auth | what |
 |---|---|---|
 | `POST <family route>` | Bearer key | the prediction (below); typed JSON in, typed JSON out |
-| `POST /feedback` | Bearer key | an outcome (`click`, `purchase`, `revenue`) of a served unit, for the A/B analysis |
+| `POST /feedback` | Bearer key | an outcome (`click`, `purchase`, `revenue`) of a served unit, for the A/B analysis; `experiment_id` must be one of this model's experiments (else 404) |
 | `GET /healthz`, `/livez` | none | the process is alive |
 | `GET /readyz` | none | 200 once the champion is loaded |
-| `GET /metrics` | none | Prometheus: `shopflow_requests_total{model,arm,model_version,status}`, `shopflow_request_latency_seconds`, `shopflow_request_errors_total`, `shopflow_model_version_info`, `shopflow_batch_size`, plus BentoML's own |
-| `GET /docs.json` | none | the OpenAPI 3 spec (validated in the tests) |
+| `GET /metrics` | none | Prometheus: `shopflow_requests_total{model,arm,model_version,status}`, `shopflow_request_latency_seconds`, `shopflow_request_errors_total`, `shopflow_model_version_info`, `shopflow_batch_size`, `shopflow_rejected_requests_total{model,endpoint,status}`, plus BentoML's own |
+| `GET /docs.json` | none | the OpenAPI 3 spec (validated in the tests; it declares the Bearer scheme and every status below) |
 
 Auth: `Authorization: Bearer <SHOPFLOW_API_KEY>`. Locally, without the variable, a random key is kept in
-`<SHOPFLOW_HOME>/api_key`; the production profile refuses to start without one.
+`<SHOPFLOW_HOME>/api_key`; the production profile refuses to start without one. The key is checked first, by the
+service's outermost layer (`model_serving/guard.py`), before the body is read or validated: a request without a valid
+key learns nothing about the schema. Any other path is a 404 there, so unknown paths share one metrics label
+(`endpoint="<other>"`) instead of creating one each.
 
 Every response carries `model`, `model_version`, `arm` (`champion`, `challenger`, or `mixed` when a list request's
 items fell in both arms) and `experiment_id` (the running A/B experiment, else `null`). List requests are split by
 arm per item (each customer is its own sticky A/B unit) and each item says its `arm` and `model_version`.
 
-Errors are JSON and never a traceback: 400 for malformed JSON, a wrong type, a missing field or an out-of-range value
-(the message names the field), 401 without a valid key, 404 for an unknown id (named), 413 for a list over
-`SHOPFLOW_SERVING__MAX_BATCH` (default 1000) or an image over 5 MB.
+Errors are JSON `{"error": "...", "detail": ...}` and never a traceback: 400 for malformed JSON, a wrong type (request
+fields are validated strictly: `"3"` or `true` is not a number), a missing field or an out-of-range value (the message
+names the field); 401 without a valid key; 404 for an unknown id (named) — in a list of ids, an unknown one gets a `null` prediction and
+an `error` saying why, and the others are answered; 405 for a method other than POST; 408 when a
+body stops arriving for `SHOPFLOW_SERVING__BODY_IDLE_TIMEOUT_S` (5 s); 413 for a body over
+`SHOPFLOW_SERVING__MAX_BODY_BYTES` (8 MB), a list over `SHOPFLOW_SERVING__MAX_BATCH` (default 1000, published as
+`maxItems`) or an image over 5 MB or `SHOPFLOW_SERVING__MAX_IMAGE_PIXELS` (4096 x 4096, read from the image header
+before decoding); 415 for a Content-Type other than the route's (`application/json`, or `multipart/form-data` with a
+boundary for uploads).
+
+Uploads (`<route>/upload`): the `image` field must be a file part; a text field (a path or a URL) is a 400, never
+read or fetched. Images are shrunk to at most `SHOPFLOW_SERVING__MAX_IMAGE_SIDE` (512) pixels per side right after
+decoding and at most `SHOPFLOW_SERVING__MAX_CONCURRENT_DECODES` (2) decode at once per worker, so six parallel uploads
+of the largest allowed image keep a vision worker under 1 GB (docs/benchmarks.md).
+
+`shopflow serve` runs one worker process per CPU (at most 4; `SHOPFLOW_SERVING__WORKERS`), each with its own private
+Prometheus directory, and stops every process it started on SIGTERM or Ctrl-C (within 10 s).
 """
 
 
@@ -92,12 +109,26 @@ def render() -> str:
         out += [f"## {name}: `POST {serving.route}`", "", serving.summary or spec.description, "",
                 f"Model: {spec.description} Runs on {'a GPU node when one is present' if spec.resources.get('gpu') else 'CPU'}.",
                 "", "Request:", "", *_fields(serving.request), "", "Response:", "", *_fields(serving.response), ""]
+        if serving.explain is not None:
+            from pipelines.serving import ExplainRequest, ExplainResponse
+
+            out += [f"Also `POST /explain`: each customer's top feature contributions to the champion's margin "
+                    "(XGBoost's TreeSHAP, `pred_contribs`; exact terms for a linear model); contributions plus `bias` "
+                    "equal `margin`. When the served model has no exact additive split, every item is `null` with the reason.", "",
+                    "Request:", "", *_fields(ExplainRequest), "", "Response:", "", *_fields(ExplainResponse), ""]
+        if serving.ingest:
+            from pipelines.features.realtime import CartEvent, CartState
+
+            out += ["Also `POST /events`: a cart event (add, remove, clear), pushed to Feast's online store at once "
+                    "(PushSource `cart_push`); the next answer for that customer takes the live cart into account.",
+                    "", "Request:", "", *_fields(CartEvent), "", "Response:", "", *_fields(CartState), ""]
         if serving.upload_field:
             out += [f"Also `POST {serving.route}/upload` (multipart form: `image` file, `k`), same response.", ""]
         if serving.unknown is not None:
             out += [f"Unknown id, e.g. `{json.dumps(serving.unknown)}`: "
                     + ("served from the fallback (popular products)." if name == "recommendation"
-                       else f"404 naming `{next(iter(serving.unknown))}`."), ""]
+                       else "that item's prediction is `null` with an `error` saying why; the other ids are answered."
+                       if serving.items_field else f"404 naming `{next(iter(serving.unknown))}`."), ""]
         # The generator's id formats stand in for real ids in the example.
         example = json.dumps(serving.unknown or {}).replace("C_DOES_NOT_EXIST", "C000001").replace(
             "P_DOES_NOT_EXIST", "P0001")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import time
 from http import HTTPStatus
 
 from bentoml.exceptions import BentoMLException
@@ -31,14 +32,25 @@ def resolve_api_key(settings: Settings) -> str:
     path = settings.home / "api_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+    for _ in range(50):  # the creator may not have written it yet
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} is empty: delete it or set SHOPFLOW_API_KEY")
 
 
 def check_bearer(header: str | None, key: str) -> None:
     """Raise :class:`Unauthorized` unless ``header`` is ``Bearer <key>`` (constant-time comparison)."""
     scheme, _, token = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not token or not hmac.compare_digest(token.strip(), key):
+    # Bytes, not str: compare_digest refuses non-ASCII str, and a client's header must never cause a 500.
+    if scheme.lower() != "bearer" or not token or not hmac.compare_digest(
+            token.strip().encode("utf-8", "surrogateescape"), key.encode()):
         raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <SHOPFLOW_API_KEY>'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,17 @@ def service_target(model: str) -> str:
     return f"model_serving.service:{class_name(model)}"
 
 
+def service_name(model: str) -> str:
+    """BentoML's name of the family's service, e.g. ``shopflow-churn``."""
+    return f"shopflow-{model.replace('_', '-')}"
+
+
+def bentoml_config(settings: Settings) -> dict:
+    """Per-service BentoML configuration from ``settings.serving`` (worker processes, access log)."""
+    workers = settings.serving.workers or min(os.cpu_count() or 1, 4)
+    return {"workers": workers, "logging": {"access": {"enabled": settings.serving.access_log}}}
+
+
 def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
@@ -31,6 +43,7 @@ def serve_command(model: str, settings: Settings, port: int, host: str = "127.0.
     """Command and environment that serve ``model`` with the current settings."""
     env = dict(os.environ)
     env.update({"SHOPFLOW_HOME": str(settings.home.resolve()), "SHOPFLOW_PROFILE": settings.profile})
+    env["BENTOML_CONFIG_OVERRIDES"] = json.dumps({"services": {service_name(model): bentoml_config(settings)}})
     cmd = [_bin("bentoml"), "serve", service_target(model), "--port", str(port), "--host", host,
            "--working-dir", str(PROJECT_ROOT)]
     return cmd, env

@@ -1,6 +1,6 @@
 """The model-spec contract: everything the generic pipeline, DAGs, CLI, serving and tests need about a family.
 
-A family is one module in ``pipelines/models/`` exporting ``SPEC: ModelSpec``. The generic code in
+A family is one package in ``pipelines/models/`` exporting ``SPEC: ModelSpec``. The generic code in
 ``pipelines/training.py`` does the plumbing (data context, MLflow run, registration, champion/challenger gate),
 so a family only says how to build its data set, fit, score and log its model.
 """
@@ -61,6 +61,14 @@ class Evaluation:
     figures: dict[str, Any] = field(default_factory=dict)
     """Matplotlib figures to log, keyed by file name."""
     extra_params: dict[str, Any] = field(default_factory=dict)
+    units: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Per-unit holdout frames (``ModelSpec.holdout``'s form) of every baseline, keyed by the names of
+    ``baselines``: the champion gate's paired bootstrap compares the registered model with them unit by unit."""
+    candidate: str = "model"
+    """Which candidate the trained (and registered) model is: ``"model"`` (the family's own) or the name of the
+    baseline that won the family's selection on its validation split."""
+    selection: dict[str, float] = field(default_factory=dict)
+    """Primary metric of every candidate on the validation split (never the holdout) that chose ``candidate``."""
 
 
 def openapi30(schema: Any) -> Any:
@@ -104,6 +112,8 @@ class ServedItem(ApiModel):
 
     arm: str = "champion"
     model_version: str = ""
+    error: str | None = None
+    """Why this item has no prediction (e.g. an unknown id); ``null`` when it has one."""
 
 
 class ServedResponse(ApiModel):
@@ -151,6 +161,15 @@ class ServingSpec:
     has one: recommendation serves popular products to a new customer)."""
     upload_field: str | None = None
     """Request field taking a base64 image; the Bento then also accepts a multipart upload at ``<route>/upload``."""
+    explain: Callable[[Any, Any], dict[str, Any]] | None = None
+    """``(predictor, ExplainRequest) -> {"margin": ..., "predictions": [...]}``: each customer's top feature
+    contributions, served at ``POST /explain`` (e.g. :func:`pipelines.serving.explain_customers`)."""
+    inputs: tuple[str, ...] = ()
+    """Raw tables of the training batch that ``load`` reads beside the model (e.g. ``("orders",)``): training logs
+    them with the model version's run (``serving_inputs/``), and ``load`` reads them through
+    :func:`pipelines.serving.serving_context`, so a server needs no local batch, only the registry."""
+    ingest: bool = False
+    """Also serve ``POST /events``: cart events pushed to the online store (:mod:`pipelines.features.realtime`)."""
     batch_infer: Callable[[Any, Any], Any] | None = None
     """Optional numeric core ``(predictor, stacked_inputs) -> outputs`` shared by concurrent requests through
     adaptive batching; ``predict`` then receives an ``infer`` callable to use for that step."""
@@ -176,6 +195,8 @@ class ModelSpec(Generic[P]):
         resources: Serving/training resource hints (``{"gpu": bool}``).
         serving: How the family is served over HTTP (``None``: not served).
         data: Which tables (data kinds) the family trains on, for imports of your own data.
+        holdout: Per-unit holdout results of a model (see the field).
+        metric: The primary metric of a per-unit frame (see the field).
     """
 
     name: str
@@ -193,11 +214,22 @@ class ModelSpec(Generic[P]):
     resources: dict[str, Any] = field(default_factory=lambda: {"gpu": False})
     serving: ServingSpec | None = None
     data: FamilyData | None = None
+    holdout: Callable[[Any, Any], pd.DataFrame] | None = None
+    """``(model, data set) -> frame``: the model's holdout results per unit (index = unique unit id: customer,
+    user, series, image...), with whatever columns ``metric`` needs (e.g. ``y`` and ``p``)."""
+    metric: Callable[[pd.DataFrame], float] | None = None
+    """The primary metric computed from a per-unit frame, or from any resample of its rows (the gate's bootstrap)."""
+    contributions: Callable[[Any, Any], Any] | None = None
+    """``(model, data set) -> (Contributions, inputs)`` on the holdout rows (see :mod:`pipelines.explain`): each
+    registered version gets its summary plot (``plots/shap_summary.png``). Raises ``NotExplainable`` for a candidate
+    without an exact split."""
+    search_space: Callable[[Any], dict[str, Any]] | None = None
+    """``(optuna.Trial) -> {param: value}``: what ``shopflow tune`` searches (see :mod:`pipelines.tuning`)."""
 
     def parse_params(self, overrides: dict[str, Any] | None = None) -> P:
         """Validated params from ``key=value`` overrides (strings are coerced by pydantic)."""
         return self.params.model_validate(overrides or {})
 
-    def better(self, new: float, old: float, min_delta: float) -> bool:
+    def better(self, new: float, old: float, min_delta: float = 0.0) -> bool:
         """True when ``new`` beats ``old`` by more than ``min_delta`` in the metric's direction."""
         return new > old + min_delta if self.higher_is_better else new < old - min_delta

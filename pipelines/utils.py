@@ -73,6 +73,31 @@ def pinned_requirements(*dists: str) -> list[str]:
     return pins
 
 
+def code_fingerprint(family: str) -> str:
+    """Content hash of the code a family's training runs: the platform, the family's own package and the Feast
+    repository, committed or not, with or without a git checkout (other families' packages are left out, so
+    editing one family does not retrain the others).
+    """
+    import hashlib
+
+    models = PROJECT_ROOT / "pipelines" / "models"
+    files = sorted([*(PROJECT_ROOT / "pipelines").rglob("*.py"), *(PROJECT_ROOT / "feature_repo").glob("*.py")])
+    digest = hashlib.sha256()
+    for path in files:
+        if path.is_relative_to(models) and path.parent != models:
+            # A family package (models/<name>/...) or, in the flat layout, a family module (models/<name>.py).
+            owner = path.relative_to(models).parts[0]
+        elif path.parent == models and path.stem != "__init__":
+            owner = path.stem
+        else:
+            owner = family
+        if owner != family:
+            continue
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
 def git_commit() -> str:
     """Commit of the checkout the code runs from, with ``-dirty`` when it has uncommitted changes."""
     try:

@@ -28,7 +28,8 @@ def settings(tmp_path, monkeypatch) -> Settings:
 
 def shopflow(home: Path, *args: str, check: bool = True, timeout: int = 900, **env) -> subprocess.CompletedProcess:
     """Run the real ``shopflow`` console script against ``home``."""
-    full_env = dict(os.environ, SHOPFLOW_HOME=str(home), SHOPFLOW_CUSTOMERS=str(SMALL_CUSTOMERS), **env)
+    full_env = dict(os.environ, SHOPFLOW_HOME=str(home), SHOPFLOW_CUSTOMERS=str(SMALL_CUSTOMERS))
+    full_env.update(env)
     proc = subprocess.run([str(BIN / "shopflow"), *args], env=full_env, capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
@@ -89,6 +90,37 @@ def throwaway_postgres():
     finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@contextlib.contextmanager
+def moto_s3(log: Path):
+    """An S3 endpoint on localhost (``moto_server``, buckets in its memory only) for the test; yields its URL.
+
+    Stopped by its process group afterwards, whatever the test did; its output goes to ``log``.
+    """
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with open(log, "w") as out:
+        server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail(f"moto_server did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
 
 
 def two_version_registry(root: Path, model: str, experiment: str) -> str:

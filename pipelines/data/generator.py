@@ -16,8 +16,9 @@ Customers (``customers`` rows)
 Products (``products`` rows): ``max(40, customers // 25)`` products over the 8 categories (every category at
 least once), a brand from the category's brands, ``base_price`` lognormal around a category median (the
 reference list price), ``cost = base_price * U(0.4, 0.7)``, a true price elasticity ``U(-2.5, -0.8)``, a
-popularity (lognormal, sums to 1) and a base daily demand growing with popularity. Each has a 32x32 PNG image
-whose shape, colour and texture depend on the category, with per-product jitter and pixel noise.
+popularity (lognormal, sums to 1) and a base daily demand growing with popularity. Each has six 32x32 PNG photos
+(:mod:`pipelines.data.product_images`: category shape and texture, look-alike categories, varied pose, scale,
+background, lighting, noise); ``image_file`` names the first, the others are ``views/<product_id>/<k>.png``.
 
 Daily sales (``daily_sales``, every product x every day): price = base price x occasional list-price changes
 x promotions (5-30 % off for 2-10 days, about every 45 days); units ~ Poisson(base_demand *
@@ -50,21 +51,19 @@ component, so the same arguments give byte-identical files and the same batch id
 
 from __future__ import annotations
 
-import colorsys
 import datetime as dt
-import io as _bytes_io
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from pipelines.data import io
+from pipelines.data.product_images import render_views
+from pipelines.paths import remove_tree
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +118,6 @@ VIEW_LEAD_MINUTES = (5.0, 120.0)
 CART_LEAD_MINUTES = (0.5, 20.0)
 BROWSE_PER_ORDER = 3.0
 ABANDON_P = 0.06
-IMAGE_SIZE = 32
 SECONDS_PER_DAY = 86_400
 EVENT_CODES = ("view", "add_to_cart", "purchase")
 
@@ -224,7 +222,7 @@ def true_mean_demand(base_demand, elasticity, base_price, price, days: pd.Dateti
             * seasonality(days))
 
 
-def _simulate_customers(rng: np.random.Generator, n: int, n_days: int) -> dict[str, np.ndarray]:
+def _simulate_customers(rng: np.random.Generator, n: int, n_days: int, drift: float = 0.0) -> dict[str, np.ndarray]:
     seg = rng.choice(len(SEGMENTS), n, p=SEGMENT_P)
     region = rng.choice(len(REGIONS), n, p=REGION_P)
     # Sign-ups grow linearly over the history (a growing shop); none in the last NO_SIGNUP_DAYS days.
@@ -235,6 +233,8 @@ def _simulate_customers(rng: np.random.Generator, n: int, n_days: int) -> dict[s
     hazard = HAZARD_MEDIAN[seg] * np.exp(HAZARD_SIGMA * rng.standard_normal(n))
     death = signup + rng.exponential(1.0 / hazard)
     spend_scale = rng.gamma(SPEND_SHAPE, SPEND_MEAN[seg] / SPEND_SHAPE)
+    # The drift knob: a shop whose customers buy more often and spend more per order (same random draws).
+    rate, spend_scale = rate * (1.0 + drift), spend_scale * (1.0 + drift)
     g = rng.gamma(TASTE_ALPHA[seg])  # Dirichlet draws with a per-row concentration, via normalised gammas
     taste = g / g.sum(axis=1, keepdims=True)
     return {
@@ -416,85 +416,6 @@ def _ensure_fresh(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Images
-# --------------------------------------------------------------------------------------------------------------
-
-_CATEGORY_STYLE = {
-    # category: (hue, shape, texture)
-    "electronics": (0.60, "rectangle", "grid"),
-    "fashion": (0.85, "triangle", "diagonal"),
-    "home": (0.08, "ring", "checker"),
-    "beauty": (0.95, "circle", "dots"),
-    "sports": (0.33, "ellipse", "hstripes"),
-    "toys": (0.15, "cross", "speckle"),
-    "books": (0.00, "tall", "lines"),
-    "grocery": (0.22, "diamond", "gradient"),
-}
-
-
-def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    if shape == "rectangle":
-        return (np.abs(u) < 1) & (np.abs(v) < 0.7)
-    if shape == "triangle":
-        return (v < 1) & (v > -1) & (np.abs(u) < (v + 1) / 2)
-    if shape == "ring":
-        r2 = u**2 + v**2
-        return (r2 < 1) & (r2 > 0.35)
-    if shape == "circle":
-        return u**2 + v**2 < 1
-    if shape == "ellipse":
-        return (u / 1.0) ** 2 + (v / 0.65) ** 2 < 1
-    if shape == "cross":
-        return ((np.abs(u) < 0.3) & (np.abs(v) < 1)) | ((np.abs(v) < 0.3) & (np.abs(u) < 1))
-    if shape == "tall":
-        return (np.abs(u) < 0.6) & (np.abs(v) < 1)
-    return np.abs(u) + np.abs(v) < 1  # diamond
-
-
-def _texture(texture: str, xx: np.ndarray, yy: np.ndarray, period: int, phase: int) -> np.ndarray:
-    """Brightness multiplier in [0.7, 1] for the foreground."""
-    x, y = xx + phase, yy + phase
-    if texture == "grid":
-        on = (x % period == 0) | (y % period == 0)
-    elif texture == "diagonal":
-        on = ((x + y) // max(period // 2, 1)) % 2 == 0
-    elif texture == "checker":
-        on = ((x // period) + (y // period)) % 2 == 0
-    elif texture == "dots":
-        on = (x % period < 2) & (y % period < 2)
-    elif texture == "hstripes":
-        on = (y // max(period // 2, 1)) % 2 == 0
-    elif texture == "lines":
-        on = y % period == 0
-    elif texture == "gradient":
-        return 0.7 + 0.3 * (yy / (IMAGE_SIZE - 1))
-    else:  # speckle: deterministic pseudo-random pattern from the coordinates
-        on = ((x * 7 + y * 13 + phase) % period) == 0
-    return np.where(on, 0.7, 1.0)
-
-
-def _render_images(rng: np.random.Generator, products: dict[str, np.ndarray], ids: np.ndarray) -> dict[str, bytes]:
-    """One 32x32 RGB PNG per product: category-specific shape, hue and texture, jittered, with pixel noise."""
-    yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(float)
-    files: dict[str, bytes] = {}
-    for pid, c in zip(ids, products["category"], strict=True):
-        hue0, shape, texture = _CATEGORY_STYLE[CATEGORIES[c]]
-        hue = (hue0 + rng.normal(0, 0.03)) % 1.0
-        fg = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 0.95), rng.uniform(0.55, 0.95))) * 255
-        bg = np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.15), rng.uniform(0.85, 1.0))) * 255
-        cx, cy = IMAGE_SIZE / 2 + rng.uniform(-3, 3, 2)
-        radius = IMAGE_SIZE / 2 * rng.uniform(0.55, 0.85)
-        mask = _shape_mask(shape, (xx - cx) / radius, (yy - cy) / radius)
-        tex = _texture(texture, xx, yy, int(rng.integers(3, 7)), int(rng.integers(0, 6)))
-        img = np.where(mask[..., None], fg * tex[..., None], bg)
-        img = img + rng.normal(0, 10, img.shape)
-        buf = _bytes_io.BytesIO()
-        Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8)).save(buf, format="PNG")
-        files[f"images/{pid}.png"] = buf.getvalue()
-    return files
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------------------------
 
@@ -512,6 +433,7 @@ def generate(
     seed: int = 42,
     end: dt.date | None = None,
     history_days: int = 540,
+    drift: float = 0.0,
 ) -> GeneratedBatch:
     """Simulate a shop and store it as a landing batch, with its ground truth kept apart.
 
@@ -522,12 +444,16 @@ def generate(
         seed: Seed of every random draw; the same arguments give byte-identical files and the same batch id.
         end: Last day of the history (default: yesterday, UTC); the newest events lie on this day.
         history_days: Length of the history in days, ``end`` included.
+        drift: Population drift for monitoring tests: every customer's purchase rate and spend per order are
+            multiplied by ``1 + drift`` (0: the reference shop; the random draws stay the same).
 
     Returns:
         The batch id and the batch and truth folders.
     """
     if customers < 1:
         raise ValueError("customers must be at least 1")
+    if not -0.9 <= drift <= 10:
+        raise ValueError(f"drift must be between -0.9 and 10, got {drift}")
     if history_days <= NO_SIGNUP_DAYS + 30:
         raise ValueError(f"history_days must exceed {NO_SIGNUP_DAYS + 30}")
     started = time.perf_counter()
@@ -541,13 +467,13 @@ def generate(
     n_products = max(40, customers // 25)
     prod = _simulate_products(streams[0], n_products)
     price, units = _simulate_prices_and_units(streams[1], prod, days)
-    cust = _simulate_customers(streams[2], customers, history_days)
+    cust = _simulate_customers(streams[2], customers, history_days, drift)
     orders = _simulate_orders(streams[3], cust, prod, price, horizon)
     events = _simulate_events(streams[4], cust, prod, orders, horizon)
     events = _ensure_fresh(streams[5], cust, events, history_days, n_products)
     product_ids = _ids("P", n_products, 4)
     customer_ids = _ids("C", customers, 6)
-    images = _render_images(streams[6], prod, product_ids)
+    images = render_views(streams[6], [CATEGORIES[c] for c in prod["category"]], list(product_ids))
 
     o_order = np.lexsort((orders["cust"], orders["t"]))
     e_order = np.lexsort((events["type"], events["cust"], events["t"]))
@@ -631,6 +557,7 @@ def generate(
         "customers": customers,
         "products": n_products,
         "history_days": history_days,
+        "drift": drift,
         "start": start.date().isoformat(),
         "end": end.isoformat(),
         "batch_id": batch_id,
@@ -657,7 +584,7 @@ def _write_truth(
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         io.publish_dir(tmp, truth_root / batch_id)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp, truth_root)
         raise
     return truth_root / batch_id
 

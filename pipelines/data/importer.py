@@ -7,7 +7,7 @@ unique and foreign keys, freshness) is the job of the Great Expectations gate th
 Besides the stored tables it accepts two shorthands, normalised into what the model families read:
 
 * ``transactions.csv`` (customer_id, date, amount) becomes ``orders``
-  (:func:`pipelines.clv.byo.orders_from_transactions`);
+  (:func:`pipelines.data.transactions.orders_from_transactions`);
 * labelled pictures ``images/<category>/<name>.png|jpg`` (any size, greyscale or colour) without a products file
   become ``products`` rows (one per picture) with the pictures stored as PNG under ``images/<product_id>.png``,
   like the generator writes them.
@@ -26,9 +26,11 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from pipelines.data import io
+from pipelines.data.attributes import extra_columns, typed
 from pipelines.data.io import BatchFormatError
 from pipelines.data.kinds import MANIFEST, Support, describe, family_support, manifest_bytes
 from pipelines.data.schema import ALL_TABLES, IMAGE_EXTENSIONS, IMPORT_TABLES
+from pipelines.data.transactions import orders_from_transactions
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class ImportResult:
     """Which model families can train on the batch, and why not for the others."""
     historical: bool = False
     """The batch is judged as of its own newest timestamp (``manifest.json``)."""
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Attribute columns kept beyond the schema, per table: column -> ``numeric`` or ``categorical``."""
 
     @property
     def trainable(self) -> list[str]:
@@ -168,7 +172,7 @@ def _labelled_images(src: Path) -> tuple[pd.DataFrame | None, dict[str, bytes], 
 def _normalised_png(path: Path) -> bytes:
     """The picture as PNG bytes at its own size: greyscale kept as ``L``, anything else RGB on white.
 
-    Transparency is composited onto white, as :func:`pipelines.vision_lib.images.load_image` would do.
+    Transparency is composited onto white, as the vision family's image loader does.
     """
     with Image.open(path) as img:
         img.load()
@@ -182,6 +186,43 @@ def _normalised_png(path: Path) -> bytes:
     buf = _bytes_io.BytesIO()
     out.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _product_views(src: Path, products: pd.DataFrame) -> tuple[dict[str, Path], list[str], list[str]]:
+    """More pictures of catalogue products: ``views/<product_id>/<name>.png|jpg`` (several views per product, read
+    by the vision family beside ``image_file``).
+
+    Returns:
+        Files to copy (relative path -> source), problems (unreadable pictures) and warnings (views of products the
+        catalogue does not have).
+    """
+    root = src / "views"
+    if not root.is_dir() or root.is_symlink():
+        return {}, [], []
+    known = set(products["product_id"].astype(str))
+    files: dict[str, Path] = {}
+    unreadable: list[str] = []
+    unknown: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        if folder.name not in known:
+            unknown.append(folder.name)
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_symlink() or not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            rel = path.relative_to(src).as_posix()
+            try:
+                with Image.open(path) as img:
+                    img.verify()
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+                unreadable.append(rel)
+                continue
+            files[rel] = path
+    problems = [f"views: {len(unreadable)} picture(s) are not readable images, e.g. "
+                + ", ".join(unreadable[: io.MAX_EXAMPLES])] if unreadable else []
+    warnings = [f"views: ignoring pictures of {len(unknown)} product(s) not in the catalogue, e.g. "
+                + ", ".join(unknown[: io.MAX_EXAMPLES])] if unknown else []
+    return files, problems, warnings
 
 
 def _stray_files(src: Path, image_files: dict[str, Path | bytes]) -> list[str]:
@@ -212,14 +253,13 @@ def import_batch(src: Path, landing_dir: Path, historical: bool = False) -> Impo
             missing or unreadable images, both orders and transactions), each naming the table and column.
             Nothing is stored then.
     """
-    from pipelines.clv.byo import orders_from_transactions
-
     src = Path(src)
     if not src.is_dir():
         raise BatchFormatError(f"{src} is not a folder", header=f"Cannot import {src}:")
     tables: dict[str, pd.DataFrame] = {}
     problems: list[str] = []
     warnings: list[str] = []
+    attributes: dict[str, dict[str, str]] = {}
     for name, schema in (*ALL_TABLES.items(), *IMPORT_TABLES.items()):
         if io.table_path(src, name) is None:
             continue
@@ -228,9 +268,14 @@ def import_batch(src: Path, landing_dir: Path, historical: bool = False) -> Impo
         except BatchFormatError as exc:
             problems.extend(exc.problems)
             continue
-        extra = [c for c in df.columns if c not in schema.column_names]
-        if extra:
-            warnings.append(f"{name}: ignoring unknown column(s) {', '.join(map(str, extra))}")
+        extra = extra_columns(df, schema)
+        if extra and schema.attributes:
+            kinds = {c: "numeric" if pd.api.types.is_numeric_dtype(typed(df[c])) else "categorical" for c in extra}
+            attributes[name] = kinds
+            logger.info("%s: %s attribute column(s): %s", src, name,
+                        ", ".join(f"{c} ({k})" for c, k in kinds.items()))
+        elif extra:
+            warnings.append(f"{name}: ignoring unknown column(s) {', '.join(extra)}")
         tables[name] = df[schema.column_names] if name in IMPORT_TABLES else df
     if io.table_path(src, "transactions") is not None:
         transactions = tables.pop("transactions", None)
@@ -249,6 +294,10 @@ def import_batch(src: Path, landing_dir: Path, historical: bool = False) -> Impo
             tables["products"]["image_file"] = image_file
             files.update(referenced)
             problems.extend(image_problems)
+            views, view_problems, view_warnings = _product_views(src, tables["products"])
+            files.update(views)
+            problems.extend(view_problems)
+            warnings.extend(view_warnings)
     else:
         products, pictures, image_problems, image_warnings = _labelled_images(src)
         problems.extend(image_problems)
@@ -283,4 +332,5 @@ def import_batch(src: Path, landing_dir: Path, historical: bool = False) -> Impo
                 ", ".join(f"{k}={v}" for k, v in rows.items()),
                 ", ".join(n for n, f in families.items() if f.trainable) or "none")
     return ImportResult(batch_id=batch_id, batch_dir=batch_dir, rows=rows, images=n_images,
-                        warnings=tuple(warnings), families=families, historical=historical)
+                        warnings=tuple(warnings), families=families, historical=historical,
+                        attributes=attributes)

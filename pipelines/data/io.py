@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.data.attributes import extra_columns, typed
 from pipelines.data.schema import ALL_TABLES, IMPORT_TABLES, TableSchema
+from pipelines.paths import remove_tree
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +138,17 @@ def coerce(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
 
 
 def normalise(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
-    """The canonical stored form of a table: coerced, only the schema's columns in schema order, sorted by key.
+    """The canonical stored form of a table: coerced, the schema's columns in schema order (then, where the schema
+    takes attributes, the further columns, typed), sorted by key.
 
     Sorting by the primary key makes the stored bytes (and so the batch id) independent of the row order of
     the input.
     """
-    out = coerce(df, schema)[schema.column_names]
+    out = coerce(df, schema)
+    extras = extra_columns(out, schema) if schema.attributes else []
+    out = out[[*schema.column_names, *extras]].rename(columns=str)
+    for name in extras:  # attribute columns, typed numeric or categorical
+        out[name] = typed(out[name])
     for col in schema.columns:
         if col.kind == "string":
             # Blank strings mean "no value" (CSV has no other way to say null).
@@ -261,7 +268,7 @@ def publish_dir(tmp_dir: Path, target: Path) -> bool:
             # Lost a race with a concurrent writer of the same content; theirs is as good as ours.
             if not target.exists():
                 raise
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    remove_tree(tmp_dir, tmp_dir.parent)
     return False
 
 
@@ -305,7 +312,7 @@ def store_batch(
         target = landing_dir / batch_id
         created = publish_dir(tmp_dir, target)
     except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        remove_tree(tmp_dir, landing_dir)
         raise
     logger.info("batch %s %s in %s", batch_id, "stored" if created else "already present", landing_dir)
     return batch_id, target

@@ -1,6 +1,6 @@
 """Which model families a batch can train, and the per-batch manifest.
 
-Every table of a batch is optional (see :func:`pipelines.data.schema.family_data`): a user brings the data kinds
+Every table of a batch is optional (see :func:`pipelines.registry.family_data`): a user brings the data kinds
 they have, e.g. only ratings, or only a transaction log. This module answers, for a batch, which families can
 train on it and, for the others, why not (``"missing table customers"``), so that the import, the validation
 report and each family's ``prepare`` say the same thing.
@@ -19,12 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.data.schema import family_data
+from pipelines.errors import UserError
+from pipelines.registry import family_data
 
 MANIFEST = "manifest.json"
 
 
-class MissingDataError(ValueError):
+class MissingDataError(UserError, ValueError):
     """A family was asked to train on a batch that lacks the data it needs; the message says what is missing."""
 
 
@@ -46,7 +47,7 @@ def _missing(tables: Mapping[str, pd.DataFrame], name: str) -> str:
 
 
 def family_support(tables: Mapping[str, pd.DataFrame]) -> dict[str, Support]:
-    """Per family of :func:`~pipelines.data.schema.family_data`: can it train on these tables, and if not, why.
+    """Per family of :func:`~pipelines.registry.family_data`: can it train on these tables, and if not, why.
 
     Only cheap, table-level checks are made here (tables present and non-empty, the few columns a family cannot
     do without); each family's ``prepare`` still checks that there is enough history for its parameters.
@@ -65,16 +66,6 @@ def family_support(tables: Mapping[str, pd.DataFrame]) -> dict[str, Support]:
     return out
 
 
-def sales_frequency(daily_sales: pd.DataFrame) -> str | None:
-    """Inferred frequency name of a sales table (``daily``, ``weekly``, ...), or ``None`` when it cannot be told."""
-    from pipelines.forecast.data import infer_frequency
-
-    try:
-        return infer_frequency(daily_sales["date"]).name
-    except ValueError:
-        return None
-
-
 def describe(support: Mapping[str, Support]) -> list[str]:
     """One line per family for reports: ``churn: yes`` / ``pricing: no (missing table products)``."""
     return [f"{s.family}: yes" if s.trainable else f"{s.family}: no ({s.reason})" for s in support.values()]
@@ -85,19 +76,36 @@ def require(ctx: Any, family: str) -> None:
 
     Args:
         ctx: A :class:`pipelines.spec.DataContext` (its table cache is reused).
-        family: A key of :func:`~pipelines.data.schema.family_data`.
+        family: A key of :func:`~pipelines.registry.family_data`.
     """
     from pipelines.data.io import present_tables
 
     need = family_data()[family]
-    present = set(present_tables(ctx.batch_dir))
-    names = [t for t in (*need.all_of, *need.any_of) if t in present]
-    support = family_support({name: ctx.table(name) for name in names})[family]
+    # Every present table, read only if a check looks at it (a family's column check may use any table).
+    support = family_support(_LazyTables(ctx, present_tables(ctx.batch_dir)))[family]
     if not support.trainable:
         raise MissingDataError(
             f"{family} cannot train on batch {ctx.batch_id}: {support.reason}. It needs {need.kind} "
             "(see docs/data-schema.md)."
         )
+
+
+class _LazyTables(Mapping):
+    """The batch's tables by name, each read (through the context's cache) on first access."""
+
+    def __init__(self, ctx: Any, names: list[str]) -> None:
+        self._ctx, self._names = ctx, list(names)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._ctx.table(name)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def table_or_empty(ctx: Any, name: str) -> pd.DataFrame:

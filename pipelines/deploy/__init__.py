@@ -1,1 +1,2 @@
-"""Deployment of the model servers: Kubernetes manifests generated from the model registry (see ``k8s.py``)."""
+"""Deployment on Kubernetes: manifests of the model servers, generated from the model registry (``k8s.py``), and
+of the platform: MLflow server, Airflow, KFP upload (``platform.py``, checked by ``platform_check.py``)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.deploy import k8s
+from pipelines.deploy import k8s, platform, platform_check
 
 log = logging.getLogger(__name__)
 
@@ -39,45 +39,60 @@ def render(out: Path = typer.Option(k8s.K8S_ROOT, "--out", help="Root of the tre
            weights_from_rollout: bool = typer.Option(False, "--weights-from-rollout",
                                                      help="HTTPRoute weights from the A/B rollout state "
                                                           "(default: 100% champion).")) -> None:
-    """Write (or with --check, verify) the Kustomize tree for every registered model family."""
+    """Write (or with --check, verify) the Kustomize trees: the model servers of every registered family, and the
+    platform (Airflow, MLflow, KFP upload) under platform/."""
     weights = _rollout_weights() if weights_from_rollout else None
     try:
         files = k8s.render_tree(weights=weights)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    platform_files = platform.render_tree()
     if check:
-        problems = k8s.stale_files(out, files)
+        problems = k8s.stale_files(out, files) + [f"platform/{p}" for p in k8s.stale_files(out / "platform",
+                                                                                          platform_files)]
         if problems:
             typer.echo(f"{out} is stale ({len(problems)} file(s)):", err=True)
             for p in problems:
                 typer.echo(f"  {p}", err=True)
             typer.echo(f"regenerate with: {k8s.REGENERATE}", err=True)
             raise typer.Exit(1)
-        typer.echo(f"{out}: {len(files)} generated files up to date")
+        typer.echo(f"{out}: {len(files) + len(platform_files)} generated files up to date")
         return
-    changed = k8s.write_tree(out, files)
+    changed = k8s.write_tree(out, files) + [f"platform/{p}" for p in k8s.write_tree(out / "platform",
+                                                                                     platform_files)]
     for p in changed:
         typer.echo(f"  {p}")
     split = ", ".join(f"{m} {k8s.challenger_percent(weights, m)}%" for m in sorted(weights or {})) or "none"
-    typer.echo(f"wrote {len(files)} files under {out} ({len(changed)} changed); challenger traffic: {split}")
+    typer.echo(f"wrote {len(files) + len(platform_files)} files under {out} ({len(changed)} changed); "
+               f"challenger traffic: {split}")
 
 
 @app.command()
 def validate(root: Path = typer.Option(k8s.K8S_ROOT, "--root", help="Root of the tree to validate."),
              overlay: list[str] = typer.Option([], "--overlay", help="Only this overlay (repeatable): base, "
-                                                                      "local, production."),
+                                                                      "local, production, platform/base, "
+                                                                      "platform/local, platform/production."),
              python_render: bool = typer.Option(False, "--python-render",
                                                 help="Validate the Python render instead of `kubectl kustomize`.")
              ) -> None:
-    """Build each overlay and validate every object offline (Kubernetes OpenAPI schemas + Gateway API checks)."""
-    known = ["base", *k8s.overlays()]
-    unknown = [o for o in overlay if o not in known]
+    """Build each overlay and validate every object offline (Kubernetes OpenAPI schemas, Gateway API checks, the
+    platform's RBAC and KubernetesExecutor pod template)."""
+    serving = ["base", *k8s.overlays()]
+    platform_names = [f"platform/{o}" for o in ["base", *platform.overlays()]]
+    unknown = [o for o in overlay if o not in serving + platform_names]
     if unknown:
-        typer.echo(f"error: unknown --overlay {', '.join(unknown)}; known: {', '.join(known)}", err=True)
+        typer.echo(f"error: unknown --overlay {', '.join(unknown)}; known: {', '.join(serving + platform_names)}",
+                   err=True)
         raise typer.Exit(2)
+    chosen = overlay or serving + platform_names
+    serving_chosen = [o for o in chosen if o in serving]
+    platform_chosen = [o.split("/", 1)[1] for o in chosen if o in platform_names]
+    kustomize = not python_render
     try:
-        reports = k8s.validate_tree(root, overlay or None, use_kustomize=not python_render)
+        reports = ((k8s.validate_tree(root, serving_chosen, kustomize) if serving_chosen else [])
+                   + (platform_check.validate_tree(root / "platform", platform_chosen, kustomize)
+                      if platform_chosen else []))
     except RuntimeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from pipelines.settings import PROJECT_ROOT, ProductionSettings
+from pipelines.settings import PRODUCTION_SECRET_KEYS, PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,20 @@ GATEWAY_NAMESPACE = "envoy-gateway-system"
 """Namespace of the gateway's data-plane pods, the only in-cluster source of model traffic (NetworkPolicy)."""
 MONITORING_NAMESPACE = "monitoring"
 ARM_HEADER = "x-shopflow-arm"
-SECRET_KEYS = ("SHOPFLOW_API_KEY", "SHOPFLOW_PRODUCTION__POSTGRES_URI", "SHOPFLOW_PRODUCTION__REDIS_CONNECTION",
-               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL")
+SECRET_KEYS = PRODUCTION_SECRET_KEYS
 LOCAL_SECRET_FILE = "shopflow-secrets.env.example"
-# Obviously fake values for a throw-away kind/minikube cluster; they match k8s/platform/*-values.yaml (local).
+_LOCAL_PG = "postgresql://shopflow:local-dev-password@postgresql.shopflow-platform.svc:5432"
+# Obviously fake values for a throw-away kind/minikube cluster; they match k8s/dependencies/*-values.yaml.
 LOCAL_SECRET_VALUES = {
     "SHOPFLOW_API_KEY": "local-dev-api-key-not-secret",
-    "SHOPFLOW_PRODUCTION__POSTGRES_URI":
-        "postgresql://shopflow:local-dev-password@postgresql.shopflow-platform.svc:5432/shopflow",
+    "SHOPFLOW_PRODUCTION__POSTGRES_URI": f"{_LOCAL_PG}/shopflow",
+    "SHOPFLOW_PRODUCTION__AIRFLOW_URI": f"{_LOCAL_PG}/airflow",
     "SHOPFLOW_PRODUCTION__REDIS_CONNECTION": "redis-master.shopflow-platform.svc:6379,password=local-dev-password",
+    "SHOPFLOW_PRODUCTION__ARTIFACT_URI": "s3://shopflow-mlflow/artifacts",
+    "SHOPFLOW_PRODUCTION__DATA_URI": "s3://shopflow-data/home",
+    "SHOPFLOW_PRODUCTION__S3_ENDPOINT_URL": "http://minio.shopflow-platform.svc:9000",
     "AWS_ACCESS_KEY_ID": "local-dev-access-key",
     "AWS_SECRET_ACCESS_KEY": "local-dev-secret-key",
-    "MLFLOW_S3_ENDPOINT_URL": "http://minio.shopflow-platform.svc:9000",
 }
 WRITABLE_DIRS = {"tmp": "/tmp", "shopflow-home": "/var/lib/shopflow"}
 """emptyDir mounts: the root filesystem is read-only, BentoML and ShopFlow write only here."""
@@ -104,7 +106,7 @@ GPU_NODE_LABEL = ("shopflow.io/node-pool", "gpu")
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
-def _package_version() -> str:
+def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -118,7 +120,7 @@ def overlays() -> dict[str, Overlay]:
     return {
         "local": Overlay("local", "shopflow-local", "dev", None, 1, 2, 1, _res("250m", "512Mi", "1", "2Gi"),
                          local_secret=True),
-        "production": Overlay("production", "shopflow", _package_version(), "registry.example.com/shopflow",
+        "production": Overlay("production", "shopflow", package_version(), "registry.example.com/shopflow",
                               2, 10, 1, _res("1", "2Gi", "2", "4Gi"), gpu_resources=_res("2", "8Gi", "4", "16Gi", 1),
                               https=True),
     }
@@ -301,7 +303,7 @@ def network_policy(model: str, ov: Overlay) -> dict[str, Any]:
                              "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                      "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
                     # PostgreSQL (MLflow registry, Feast registry, rollout store) and Redis (Feast online store):
-                    # by port only, since they may be in-cluster (k8s/platform) or managed services.
+                    # by port only, since they may be in-cluster (k8s/dependencies) or managed services.
                     {"ports": [{"protocol": "TCP", "port": 5432}, {"protocol": "TCP", "port": 6379}]},
                     # Object store for MLflow artifacts: S3 over HTTPS or an in-cluster MinIO.
                     {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 9000}]},
@@ -351,7 +353,6 @@ def config_data() -> dict[str, str]:
     return {
         "SHOPFLOW_HOME": WRITABLE_DIRS["shopflow-home"],
         "BENTOML_HOME": f"{WRITABLE_DIRS['shopflow-home']}/bentoml",  # image default /home/bentoml is read-only
-        "SHOPFLOW_PRODUCTION__ARTIFACT_URI": ProductionSettings().artifact_uri,
         "XDG_CACHE_HOME": "/tmp/.cache",
         "MPLCONFIGDIR": "/tmp/matplotlib",
     }
@@ -374,9 +375,24 @@ def _namespace(ov: Overlay) -> dict[str, Any]:
             "metadata": {"name": ov.namespace, "labels": {"app.kubernetes.io/part-of": "shopflow"}}}
 
 
-def _local_secret(ov: Overlay) -> dict[str, Any]:
-    data = {k: base64.b64encode(v.encode()).decode() for k, v in LOCAL_SECRET_VALUES.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(SECRET_NAME, ov), "type": "Opaque", "data": data}
+def local_secret(ov: Any, name: str = SECRET_NAME, values: Mapping[str, str] = LOCAL_SECRET_VALUES) -> dict[str, Any]:
+    """The Secret a local overlay generates from :func:`local_env_file` (same name, no hash suffix)."""
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, ov), "type": "Opaque", "data": data}
+
+
+def local_env_file(values: Mapping[str, str] = LOCAL_SECRET_VALUES) -> str:
+    """The committed env file of a local overlay's ``secretGenerator``: fake values only."""
+    return ("# FAKE values for a local kind/minikube cluster only (see docs/deploy.md).\n"
+            "# Production never uses this file: create the Secret out of band.\n"
+            + "".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def secret_generator(name: str, env_file: str) -> dict[str, Any]:
+    """Kustomization entries generating Secret ``name`` from ``env_file`` under a stable name, so the Python
+    render and ``kubectl get secret <name>`` agree."""
+    return {"secretGenerator": [{"name": name, "envs": [env_file], "type": "Opaque"}],
+            "generatorOptions": {"disableNameSuffixHash": True}}
 
 
 def render_objects(overlay: str, registry: Mapping[str, Any] | None = None,
@@ -393,7 +409,7 @@ def render_objects(overlay: str, registry: Mapping[str, Any] | None = None,
     _check_weights(reg, weights)
     objs = ([_namespace(ov)] if ov.namespace else []) + common_objects(ov)
     if ov.local_secret:
-        objs.append(_local_secret(ov))
+        objs.append(local_secret(ov))
     for name, spec in reg.items():
         objs += model_objects(name, spec, challenger_percent(weights, name), ov)
     return objs
@@ -461,12 +477,8 @@ def _overlay_files(ov: Overlay, reg: Mapping[str, Any], weights: Mapping[str, fl
         "patches": patches,
     }
     if ov.local_secret:
-        files[LOCAL_SECRET_FILE] = ("# FAKE values for a local kind/minikube cluster only (see docs/deploy.md).\n"
-                                    "# Production never uses this file: create the Secret out of band.\n"
-                                    + "".join(f"{k}={v}\n" for k, v in LOCAL_SECRET_VALUES.items()))
-        kustomization["secretGenerator"] = [{"name": SECRET_NAME, "envs": [LOCAL_SECRET_FILE], "type": "Opaque"}]
-        # Stable name so the Python render and `kubectl get secret shopflow-secrets` agree.
-        kustomization["generatorOptions"] = {"disableNameSuffixHash": True}
+        files[LOCAL_SECRET_FILE] = local_env_file()
+        kustomization.update(secret_generator(SECRET_NAME, LOCAL_SECRET_FILE))
     files["kustomization.yaml"] = _dump([kustomization])
     return files
 
@@ -490,7 +502,7 @@ def render_tree(registry: Mapping[str, Any] | None = None,
 
 
 GENERATED_DIRS = ("base", "overlays")
-"""Sub-trees of ``k8s/`` owned by the generator (``k8s/platform`` is hand-written)."""
+"""Sub-trees of a tree root owned by the generator (the platform tree, ``k8s/platform``, has the same layout)."""
 
 
 def _existing(root: Path) -> set[str]:
@@ -616,10 +628,27 @@ def _check_http_route(obj: Mapping[str, Any], by_key: Mapping[tuple[str, str, st
     return errors
 
 
-def _check_deployment(obj: Mapping[str, Any], by_key: Mapping[tuple[str, str, str], dict],
-                      external_secrets: set[str]) -> list[str]:
-    where, ns = _ref(obj), (obj.get("metadata") or {}).get("namespace", "")
-    pod = obj["spec"]["template"]["spec"]
+SERVING_PROBES = {"readinessProbe": "/readyz", "livenessProbe": "/livez", "startupProbe": None}
+"""Probe -> required ``httpGet`` path (``None``: any path) of every model-server container."""
+
+
+def _probe_errors(c: Mapping[str, Any], probes: Mapping[str, str | None], where: str) -> list[str]:
+    errors = []
+    for probe, path in probes.items():
+        handler = c.get(probe) or {}
+        got = (handler.get("httpGet") or {}).get("path")
+        if path is None and (handler.get("exec") or {}).get("command"):
+            continue  # an exec probe is acceptable where no path is required (servers without HTTP)
+        if got is None or (path and got != path):
+            errors.append(f"{where}: {probe} must be an httpGet on {path or 'a health path (or an exec probe)'}")
+    return errors
+
+
+def check_pod(where: str, ns: str, pod: Mapping[str, Any], by_key: Mapping[tuple[str, str, str], dict],
+              external_secrets: set[str], probes: Mapping[str, str | None]) -> list[str]:
+    """Policy and references of one pod spec: non-root, seccomp, hardened containers with requests/limits, an
+    emptyDir ``/tmp`` under a read-only root, ``probes`` on every main container, and every ServiceAccount,
+    ConfigMap and Secret it names rendered (or an expected out-of-band Secret)."""
     errors: list[str] = []
     psc = pod.get("securityContext") or {}
     if not psc.get("runAsNonRoot"):
@@ -629,12 +658,19 @@ def _check_deployment(obj: Mapping[str, Any], by_key: Mapping[tuple[str, str, st
     if ("ServiceAccount", ns, pod.get("serviceAccountName")) not in by_key:
         errors.append(f"{where}: serviceAccountName {pod.get('serviceAccountName')!r} is not in this render")
     empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
-    for c in pod["containers"]:
+
+    def ref(kind: str, name: str, cw: str) -> None:
+        if (kind, ns, name) not in by_key and not (kind == "Secret" and name in external_secrets):
+            errors.append(f"{cw}: {kind} {name!r} is neither rendered nor an expected out-of-band Secret"
+                          if kind == "Secret" else f"{cw}: {kind} {name!r} is not in this render")
+
+    for v in pod.get("volumes", []):
+        if "configMap" in v:
+            ref("ConfigMap", v["configMap"]["name"], f"{where} volume {v['name']}")
+    for c in [*pod.get("initContainers", []), *pod["containers"]]:
         cw = f"{where} container {c['name']}"
-        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/livez"), ("startupProbe", None)):
-            got = ((c.get(probe) or {}).get("httpGet") or {}).get("path")
-            if got is None or (path and got != path):
-                errors.append(f"{cw}: {probe} must be an httpGet on {path or 'a health path'}")
+        if c in pod["containers"]:
+            errors += _probe_errors(c, probes, cw)
         res = c.get("resources") or {}
         for part in ("requests", "limits"):
             if not {"cpu", "memory"} <= set(res.get(part) or {}):
@@ -647,12 +683,15 @@ def _check_deployment(obj: Mapping[str, Any], by_key: Mapping[tuple[str, str, st
                 m["mountPath"] == "/tmp" and m["name"] in empty_dirs for m in c.get("volumeMounts", [])):
             errors.append(f"{cw}: read-only root filesystem needs an emptyDir on /tmp")
         for src in c.get("envFrom", []):
-            if "configMapRef" in src and ("ConfigMap", ns, src["configMapRef"]["name"]) not in by_key:
-                errors.append(f"{cw}: ConfigMap {src['configMapRef']['name']!r} is not in this render")
+            if "configMapRef" in src:
+                ref("ConfigMap", src["configMapRef"]["name"], cw)
             if "secretRef" in src:
-                name = src["secretRef"]["name"]
-                if ("Secret", ns, name) not in by_key and name not in external_secrets:
-                    errors.append(f"{cw}: Secret {name!r} is neither rendered nor an expected out-of-band Secret")
+                ref("Secret", src["secretRef"]["name"], cw)
+        for env in c.get("env", []):
+            source = env.get("valueFrom") or {}
+            for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                if key in source and not source[key].get("optional"):
+                    ref(kind, source[key]["name"], cw)
     return errors
 
 
@@ -680,7 +719,8 @@ def _schema_validator(api_version: str, kind: str, k8s_version: str) -> Any:
 
 
 def check_objects(objs: list[dict[str, Any]], external_secrets: Iterable[str] = (SECRET_NAME, TLS_SECRET_NAME),
-                  k8s_version: str = K8S_VERSION) -> list[str]:
+                  k8s_version: str = K8S_VERSION,
+                  probes: Mapping[str, str | None] = SERVING_PROBES) -> list[str]:
     """Every problem found in a render, offline: OpenAPI schema (``kubernetes-validate``, strict: unknown fields
     are errors), Gateway API structure, and cross-references (selectors, Services, HPA targets, Secrets).
 
@@ -688,6 +728,7 @@ def check_objects(objs: list[dict[str, Any]], external_secrets: Iterable[str] = 
         objs: The objects of one overlay (or the base).
         external_secrets: Secret names that are created out of band and so need not be in the render.
         k8s_version: Kubernetes version whose schemas are used.
+        probes: Probe -> required ``httpGet`` path of every Deployment's containers (Jobs need none).
 
     Returns:
         One message per problem, naming the object and field; empty when the render is valid.
@@ -718,8 +759,10 @@ def check_objects(objs: list[dict[str, Any]], external_secrets: Iterable[str] = 
                 errors.append(f"{where}: {path}: {exc.message}")
             if schema_errors:
                 continue
+        if kind in {"Deployment", "Job"}:
+            errors += check_pod(where, ns, obj["spec"]["template"]["spec"], by_key, secrets,
+                                probes if kind == "Deployment" else {})
         if kind == "Deployment":
-            errors += _check_deployment(obj, by_key, secrets)
             if not _matches(obj["spec"]["selector"]["matchLabels"], obj["spec"]["template"]["metadata"]["labels"]):
                 errors.append(f"{where}: selector does not match its pod template labels")
         elif kind in {"Service", "PodDisruptionBudget", "NetworkPolicy"}:

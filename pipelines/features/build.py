@@ -35,20 +35,28 @@ FEATURE_TABLES = ("customer_rfm", "customer_activity", "customer_category_mix", 
 """One Parquet file per Feast feature view, with the same name."""
 
 
+def feature_file(table: str) -> str:
+    """File name of one feature table; Feast's sources use it as their (relative) path, see ``feature_repo/sources.py``."""
+    return f"{table}.parquet"
+
+
 def feature_path(features_dir: Path, table: str) -> Path:
-    """Location of one feature table (shared with ``feature_repo/sources.py``)."""
-    return Path(features_dir) / f"{table}.parquet"
+    """Location of one feature table in a folder of feature tables (a snapshot)."""
+    return Path(features_dir) / feature_file(table)
 
 
-def build_feature_tables(batch_dir: Path, settings) -> dict[str, Path]:
-    """Compute every feature table from the raw batch in ``batch_dir`` and write it under ``settings.features_dir``.
+def build_feature_tables(batch_dir: Path, settings, out_dir: Path | None = None) -> dict[str, Path]:
+    """Compute every feature table from the raw batch in ``batch_dir`` and write it under ``out_dir``.
 
     All tables are computed before anything is written, and each file is replaced atomically (temp file in the same
-    folder + ``os.replace``), so a failing run leaves the previous files untouched.
+    folder + ``os.replace``), so a failing run leaves the previous files untouched. The data pipeline writes into a
+    snapshot folder built aside (:func:`pipelines.features.snapshot.build_snapshot`).
 
     Args:
         batch_dir: Folder of a raw batch (see ``pipelines.data.schema``).
-        settings: ``pipelines.settings.Settings``; only ``features_dir`` is used.
+        settings: ``pipelines.settings.Settings``; only ``features_dir`` is used, as the default ``out_dir``
+            (features built by hand there are read while no snapshot was ever made current).
+        out_dir: Folder to write the tables into.
 
     Returns:
         ``{table name: written Parquet path}`` for every name in :data:`FEATURE_TABLES`.
@@ -58,7 +66,7 @@ def build_feature_tables(batch_dir: Path, settings) -> dict[str, Path]:
     """
     tables = {name: read_table(Path(batch_dir), name) for name in present_tables(Path(batch_dir))}
     frames = compute_feature_tables(tables)
-    return write_atomically(frames, settings.features_dir)
+    return write_atomically(frames, settings.features_dir if out_dir is None else out_dir)
 
 
 def compute_feature_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

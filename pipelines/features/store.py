@@ -3,9 +3,15 @@
 The Feast objects live once, in ``feature_repo/`` (the folder ``feast apply`` works on); this module imports those
 modules the way the Feast CLI does and builds the store configuration in code from :class:`Settings`:
 
-* ``local``: file offline store over ``settings.features_dir``, SQLite online store and file registry under
+* ``local``: file offline store over a feature snapshot, SQLite online store and file registry under
   ``settings.feast_dir``.
-* ``production``: same file offline store, Redis online store, SQL registry on PostgreSQL.
+* ``production``: PostgreSQL offline store (one schema per snapshot, :mod:`pipelines.features.offline`), Redis
+  online store, SQL registry on PostgreSQL.
+
+The file sources' paths are relative file names, which Feast resolves against ``RepoConfig.repo_path``: every store
+built here points that at :func:`pipelines.features.snapshot.features_root` (the snapshot ``CURRENT`` names, or a
+pinned one), so switching a new snapshot in never touches the registry. In production the same sources are tables
+of unqualified names, and the store's ``search_path`` is that snapshot's schema.
 
 Nothing happens at import: every function takes the settings it works for.
 """
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +29,7 @@ from types import ModuleType
 import pandas as pd
 
 from pipelines.features.build import FEATURE_TABLES, feature_path
+from pipelines.features.snapshot import features_root
 from pipelines.settings import PROJECT_ROOT, Settings
 
 FEATURE_REPO = PROJECT_ROOT / "feature_repo"
@@ -41,9 +50,10 @@ REGISTRY_CACHE_TTL_SECONDS = 60
 def feast_env(settings: Settings) -> dict[str, str]:
     """Environment for running the ``feast`` CLI in ``feature_repo/`` against ``settings`` (local profile).
 
-    ``feature_store.yaml`` reads ``${SHOPFLOW_FEAST_DIR}``; ``feature_repo/sources.py`` reads ``get_settings()``,
-    hence ``SHOPFLOW_HOME``. Use as ``subprocess.run(["feast", "apply"], cwd=FEATURE_REPO, env={**os.environ,
-    **feast_env(settings)})``.
+    ``feature_store.yaml`` reads ``${SHOPFLOW_FEAST_DIR}``. Use as ``subprocess.run(["feast", "apply"],
+    cwd=FEATURE_REPO, env={**os.environ, **feast_env(settings)})``. The CLI resolves the sources' relative paths
+    against ``feature_repo/``, so only its registry commands (``apply``, ``plan``, listing) are meaningful; reads go
+    through this module, which points them at a snapshot.
     """
     return {
         "SHOPFLOW_HOME": str(settings.home),
@@ -61,8 +71,12 @@ def registry_uri(settings: Settings) -> str:
     return uri
 
 
-def repo_config(settings: Settings):
+def repo_config(settings: Settings, features: Path | None = None):
     """The Feast ``RepoConfig`` of the settings' profile (see the module docstring).
+
+    Args:
+        settings: ShopFlow settings.
+        features: Folder of feature files to read; default :func:`pipelines.features.snapshot.features_root`.
 
     Returns:
         feast.RepoConfig
@@ -70,7 +84,12 @@ def repo_config(settings: Settings):
     from feast import RepoConfig
     from sqlalchemy.pool import NullPool
 
+    features = features if features is not None else features_root(settings)
+    offline_store: dict = {"type": "file"}
     if settings.profile == "production":
+        from pipelines.features.offline import store_config
+
+        offline_store = store_config(settings, features)
         registry = {
             "registry_type": "sql",
             "path": registry_uri(settings),
@@ -79,7 +98,10 @@ def repo_config(settings: Settings):
             # open until garbage collection. Registry reads are cached, so connecting per query costs little.
             "sqlalchemy_config_kwargs": {"echo": False, "poolclass": NullPool},
         }
-        online_store = {"type": "redis", "connection_string": settings.production.redis_connection}
+        # skip_dedup: materialising writes each entity's values even when older than the stored ones, so going back
+        # to an earlier batch (`shopflow data use`) serves its values; one data run at a time writes (publish lock).
+        online_store = {"type": "redis", "connection_string": settings.production.redis_connection,
+                        "skip_dedup": True}
     else:
         registry = {
             "registry_type": "file",
@@ -92,14 +114,19 @@ def repo_config(settings: Settings):
         provider="local",
         registry=registry,
         online_store=online_store,
-        offline_store={"type": "file"},
+        offline_store=offline_store,
         entity_key_serialization_version=3,
-        repo_path=FEATURE_REPO,
+        repo_path=features,
     )
 
 
-def get_store(settings: Settings):
+def get_store(settings: Settings, features: Path | None = None):
     """A ``FeatureStore`` for ``settings`` (creates the local Feast folder if needed).
+
+    Args:
+        settings: ShopFlow settings.
+        features: Folder its offline reads and materialisation read feature files from; default: the snapshot
+            ``CURRENT`` names (or the pinned one), see :func:`pipelines.features.snapshot.features_root`.
 
     Returns:
         feast.FeatureStore
@@ -108,7 +135,27 @@ def get_store(settings: Settings):
 
     if settings.profile == "local":
         settings.feast_dir.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(FEATURE_REPO), config=repo_config(settings))
+    return FeatureStore(repo_path=str(FEATURE_REPO), config=repo_config(settings, features))
+
+
+_SHARED: dict[tuple, object] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_store(settings: Settings):
+    """One ``FeatureStore`` per store configuration for the whole process (servers: every loaded model version).
+
+    Feast keeps one process-wide cache of resolved online requests and clears it whenever a call comes from a
+    store whose registry snapshot differs from the previous call's, so two stores in one process (say a champion's
+    and a challenger's) would resolve every request from scratch.
+    """
+    key = (settings.profile, str(settings.feast_dir.resolve()), registry_uri(settings)
+           if settings.profile == "production" else "", settings.production.redis_connection
+           if settings.profile == "production" else "")
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = get_store(settings)
+        return _SHARED[key]
 
 
 def _repo_modules() -> dict[str, ModuleType]:
@@ -134,18 +181,22 @@ def _repo_modules() -> dict[str, ModuleType]:
 
 
 def definitions(settings: Settings) -> list:
-    """Every Feast object defined in ``feature_repo/``, with file sources pointing at ``settings.features_dir``."""
+    """Every Feast object defined in ``feature_repo/`` (file sources hold relative paths, see the module doc; in
+    production they become PostgreSQL tables of the same names)."""
     from feast import Entity, FeatureService, FeatureView
     from feast.data_source import DataSource
 
     modules = _repo_modules()
-    modules["sources"].locate(settings.features_dir)
     kinds = (Entity, DataSource, FeatureView, FeatureService)
     found: dict[int, object] = {}
     for module in modules.values():
         for value in vars(module).values():
             if isinstance(value, kinds):
                 found.setdefault(id(value), value)
+    if settings.profile == "production":
+        from pipelines.features.offline import with_table_sources
+
+        return with_table_sources(list(found.values()))
     return list(found.values())
 
 
@@ -168,7 +219,7 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
-def materialize(settings: Settings, end: datetime | None = None) -> None:
+def materialize(settings: Settings, end: datetime | None = None, features: Path | None = None) -> None:
     """Load each entity's newest snapshot at or before ``end`` into the online store, for every online view.
 
     However old that snapshot is, it is loaded: the online store serves the newest values a batch has (a batch
@@ -180,24 +231,28 @@ def materialize(settings: Settings, end: datetime | None = None) -> None:
         end: Newest snapshot time to load; naive datetimes are UTC. Default: the newest snapshot there is. Snapshots
             are stamped at midnight *after* a batch's last day, which can be later than "now" for fresh data, so pass
             ``pipelines.features.build.snapshot_end(...)`` of the batch (or nothing) rather than the current time.
+        features: Folder of feature files to load (the data pipeline passes the snapshot it is about to switch in);
+            default: the snapshot ``CURRENT`` names, see :func:`pipelines.features.snapshot.features_root`.
     """
-    store = get_store(settings)
-    end = _utc(end) if end is not None else _newest_snapshot(settings)
+    features = features if features is not None else features_root(settings)
+    store = get_store(settings, features)
+    end = _utc(end) if end is not None else _newest_snapshot(features)
     if end is None:
         return  # every feature file is empty (a batch without customers' or products' history): nothing to load
-    online = [view.name for view in store.list_feature_views() if view.online]
+    # Real-time views (a push source, e.g. the cart) are written by pushes, never loaded from snapshots.
+    online = [view.name for view in store.list_feature_views() if view.online and view.stream_source is None]
     store.materialize(start_date=_EPOCH, end_date=end, feature_views=online)
 
 
-def _newest_snapshot(settings: Settings) -> datetime | None:
+def _newest_snapshot(features: Path) -> datetime | None:
     """Newest ``event_timestamp`` over the feature files (reads that one column only); ``None`` if all are empty."""
     newest = [
         pd.read_parquet(path, columns=["event_timestamp"])["event_timestamp"].max()
-        for path in (feature_path(settings.features_dir, t) for t in FEATURE_TABLES)
+        for path in (feature_path(features, t) for t in FEATURE_TABLES)
         if path.exists()
     ]
     if not newest:
-        raise FileNotFoundError(f"no feature files in {settings.features_dir}: build the features first")
+        raise FileNotFoundError(f"no feature files in {features}: build the features first")
     newest = [ts for ts in newest if pd.notna(ts)]  # a batch without e.g. customers has empty customer files
     return _utc(max(newest).to_pydatetime()) if newest else None
 
@@ -251,9 +306,35 @@ def training_frame(settings: Settings, entity_df: pd.DataFrame, service: str, st
     for key in _join_keys(store, fs):
         keyed[key] = keyed[key].astype(str)
     result = store.get_historical_features(entity_df=keyed, features=fs, full_feature_names=False).to_df()
-    # Feast returns the rows in its own order; restore the caller's.
-    result = result.sort_values("_shopflow_row").reset_index(drop=True)
-    return result[[*entity_df.columns, *_names(fs)]]
+    # Feast returns the rows in its own order, and each offline store its own types for the entity columns (the
+    # PostgreSQL one hands timestamps back from the database): the entity columns come back as sent to Feast (UTC
+    # timestamps, string keys), in the caller's order, whatever the store.
+    names = _names(fs)
+    found = result.set_index("_shopflow_row")[names].reindex(range(len(keyed)))
+    return pd.concat([keyed[list(entity_df.columns)], found.reset_index(drop=True)], axis=1)
+
+
+def service_plan(store, service: str) -> tuple[object, str, list[str]]:
+    """``(FeatureService, join key, feature names)`` of a single-key service, resolved once per store object.
+
+    A running server reads the same service for every request; resolving it from the registry each time costs
+    more than the online read, and passing Feast the same ``FeatureService`` object lets it reuse its own
+    request plan.
+
+    Raises:
+        ValueError: if the service's views join on more than one key.
+    """
+    cache = _PLANS.setdefault(store, {})
+    if service not in cache:
+        fs = store.get_feature_service(service)
+        keys = _join_keys(store, fs)
+        if len(keys) != 1:
+            raise ValueError(f"feature service {service!r} joins on {keys}; online reads take one key")
+        cache[service] = (fs, keys[0], _names(fs))
+    return cache[service]
+
+
+_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def online_features(settings: Settings, ids: list[str], service: str, store=None) -> pd.DataFrame:
@@ -265,7 +346,8 @@ def online_features(settings: Settings, ids: list[str], service: str, store=None
         settings: ShopFlow settings.
         ids: Values of the service's single join key (e.g. customer ids).
         service: Feature service name.
-        store: An existing ``FeatureStore`` for ``settings`` to reuse (a server keeps one for its lifetime).
+        store: An existing ``FeatureStore`` for ``settings`` to reuse (a server keeps one for its lifetime; the
+            service's definition is then resolved once).
 
     Returns:
         The join key column followed by the service's features.
@@ -274,10 +356,12 @@ def online_features(settings: Settings, ids: list[str], service: str, store=None
         ValueError: if the service's views join on more than one key.
     """
     store = store or get_store(settings)
-    fs = store.get_feature_service(service)
-    keys = _join_keys(store, fs)
-    if len(keys) != 1:
-        raise ValueError(f"feature service {service!r} joins on {keys}; online_features takes one key")
-    rows = [{keys[0]: str(i)} for i in ids]
-    frame = store.get_online_features(features=fs, entity_rows=rows, full_feature_names=False).to_df()
-    return frame[[keys[0], *_names(fs)]]
+    fs, key, names = service_plan(store, service)
+    found = store.get_online_features(features=fs, entity_rows={key: [str(i) for i in ids]},
+                                      full_feature_names=False).to_dict()
+    # Straight from Feast's dict (no Arrow/pandas round trip per view); an all-null column stays numeric.
+    frame = pd.DataFrame({key: found[key], **{n: found[n] for n in names}})
+    for name in names:
+        if frame[name].isna().all():
+            frame[name] = frame[name].astype("float64")
+    return frame

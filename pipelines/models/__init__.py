@@ -1,1 +1,1 @@
-"""One module per model family, each exporting ``SPEC`` (see ``pipelines.spec.ModelSpec``)."""
+"""One package per model family, each exporting ``SPEC`` (see ``pipelines.spec.ModelSpec``)."""

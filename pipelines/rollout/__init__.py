@@ -119,7 +119,8 @@ def record_outcome(settings, model: str, unit_id: str, kind: str, value: float =
         experiment_id: Defaults to the model's running experiment; without one the outcome is not recorded.
 
     Raises:
-        ValueError: naming the field (``kind``, ``value``, ``unit_id``, ``model``) on bad input.
+        ValueError: naming the field (``kind``, ``value``, ``unit_id``, ``model``, ``experiment_id``) on bad input,
+            e.g. an ``experiment_id`` of another model.
     """
     if kind not in OUTCOME_KINDS:
         raise ValueError(f"kind must be one of {', '.join(OUTCOME_KINDS)}, got {kind!r}")
@@ -135,6 +136,8 @@ def record_outcome(settings, model: str, unit_id: str, kind: str, value: float =
             log.debug("no running experiment for %s: outcome of %s not recorded", model, unit_id)
             return
         experiment_id = running[0]["experiment_id"]
+    elif experiment_id not in {e["experiment_id"] for e in store.experiments(model)}:
+        raise ValueError(f"experiment_id {str(experiment_id)[:200]!r} is not an experiment of model {model!r}")
     store.log_outcome(experiment_id, model, unit_id, kind, value)
 
 

@@ -354,6 +354,18 @@ def history(settings, model: str) -> list[dict]:
     return [{k: (v.isoformat() if k == "ts" else v) for k, v in r.items() if k != "id"} for r in rows]
 
 
+def promote_manually(settings, model: str, version: str, actor: str, reason: str) -> dict:
+    """Make ``version`` champion without the gate, for a deliberate change it cannot judge (e.g. a longer forecast
+    horizon scored on another holdout). The reason is required and lands in the alias history.
+
+    Raises:
+        RolloutError: no reason, a running experiment, or no such version.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise RolloutError("a manual promotion needs --reason (it is recorded in the alias history)")
+    return restore(settings, model, version, actor, f"manual promotion (gate bypassed): {reason.strip()}")
+
+
 def restore(settings, model: str, version: str, actor: str = "cli", reason: str | None = None) -> dict:
     """Make an earlier registered ``version`` champion again (recorded in the alias history).
 

@@ -1,10 +1,15 @@
 """The data-quality gate between a landed raw batch and everything built from it.
 
 ``gate(batch_id, settings)`` validates ``landing_dir/<batch_id>`` against the suites of
-:mod:`pipelines.validation.suites` in one Great Expectations Checkpoint, then either accepts the batch (moves it
-to ``batches_dir`` and points ``CURRENT`` at it) or quarantines it with a readable ``summary.md`` and raises
-:class:`DataValidationError`. Only the tables present are validated (every table is optional); the report also
-says which model families the batch can train.
+:mod:`pipelines.validation.suites` in one Great Expectations Checkpoint, including the comparison with the last
+accepted batch (:mod:`pipelines.validation.compare`), then either accepts the batch (moves it to ``batches_dir``
+and marks it ``PENDING``) or quarantines it with a readable ``summary.md`` and raises :class:`DataValidationError`.
+Only the tables present are validated (every table is optional); the report also says which model families the
+batch can train and what moved since the previous batch.
+
+Accepting is not making current: ``CURRENT`` moves only when the batch's feature snapshot is built and materialised
+(:mod:`pipelines.publish`, the data DAG's last task, or ``shopflow data use``). Validating a batch that was accepted
+before returns its stored report and moves nothing (``report.already_accepted``).
 
 Freshness is judged at ``as_of`` (default now), or, for a *historical* batch, at the batch's own newest timestamp:
 historical is set per call (``historical=True``, ``shopflow validate --historical``), per batch (its
@@ -16,8 +21,8 @@ Layout written here (all under ``settings.home``)::
     gx/                                   GX file context: suites, checkpoint, results, Data Docs
     gx/staging/<table>.parquet            the batch being validated, with the schema's dtypes
     reports/validation/<batch_id>/        summary.md + report.json of every validation
-    data/batches/<batch_id>/              accepted batch: its tables + report.json (reruns return it)
-    data/CURRENT                          id of the last accepted batch
+    data/batches/<batch_id>/              accepted batch: its tables + report.json with its profile (reruns return it)
+    data/PENDING                          newest accepted batch not yet current (see pipelines/data/current.py)
     quarantine/<batch_id>/                rejected batch + summary.md + report.json
 
 Great Expectations is imported lazily: DAG files import this module and must parse quickly.
@@ -27,16 +32,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,9 +46,15 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
+from pipelines import objectstore
+from pipelines.data import current as pointers
 from pipelines.data.io import BatchFormatError, read_batch
 from pipelines.data.kinds import family_support, read_manifest
 from pipelines.data.schema import ALL_TABLES
+from pipelines.errors import UserError
+from pipelines.faults import fault_point
+from pipelines.paths import atomic_write, check_batch_id, confined, file_lock, move_tree, remove_tree
+from pipelines.validation import compare
 
 if TYPE_CHECKING:
     from great_expectations.data_context import FileDataContext
@@ -66,7 +73,7 @@ MAX_EXAMPLES = 5
 """Unexpected values quoted per failure (GX's SUMMARY format keeps 20)."""
 
 
-class DataValidationError(RuntimeError):
+class DataValidationError(UserError, RuntimeError):
     """A batch failed the gate. ``str(err)`` is the readable summary; ``err.report`` the full report."""
 
     def __init__(self, report: ValidationReport, summary: str) -> None:
@@ -74,7 +81,7 @@ class DataValidationError(RuntimeError):
         self.report = report
 
 
-class BatchNotFoundError(FileNotFoundError):
+class BatchNotFoundError(UserError, FileNotFoundError):
     """The batch id is neither in the landing folder nor accepted nor quarantined."""
 
 
@@ -98,6 +105,12 @@ class ValidationReport:
         location: Where the batch folder is now (set by :func:`gate`).
         notes: How the batch was judged (historical, inferred sales frequency), for the summary.
         families: Model family -> ``""`` when the batch can train it, else why not (e.g. "missing table orders").
+        baseline: The last accepted batch it was compared with (``None``: first batch, or comparison disabled).
+        comparison: One "what moved" entry per comparison expectation (:func:`compare.item`): previous and new
+            value, ratio, bound, ``ok``, ``message``.
+        warnings: Things that passed but deserve a look (e.g. a few rows with a new category value).
+        profile: The batch's statistics the next batch is compared with (:func:`compare.profile`).
+        already_accepted: Set on a report :func:`gate` returns for a batch accepted earlier (nothing was done).
     """
 
     batch_id: str
@@ -114,6 +127,11 @@ class ValidationReport:
     location: str | None = None
     notes: list[str] = field(default_factory=list)
     families: dict[str, str] = field(default_factory=dict)
+    baseline: str | None = None
+    comparison: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict, repr=False)
+    already_accepted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (paths as strings), e.g. for an Airflow XCom."""
@@ -161,7 +179,7 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
     """
     started = time.perf_counter()
     batch_dir = Path(batch_dir)
-    batch_id = batch_dir.name
+    batch_id = check_batch_id(batch_dir.name)  # it names the report folder
     as_of = _utc(as_of)
     if historical is None:
         historical = settings.validation.historical or bool(read_manifest(batch_dir).get("historical"))
@@ -169,7 +187,7 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
     report_dir.mkdir(parents=True, exist_ok=True)
 
     # Validations share the staging folder and the GX stores: one at a time.
-    with _file_lock(settings.gx_dir / ".validate.lock"):
+    with file_lock(settings.gx_dir / ".validate.lock"):
         context = _context(settings)
         try:
             tables = read_batch(batch_dir)
@@ -187,8 +205,9 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
         else:
             report = _run_checkpoint(context, settings, batch_id, tables, as_of, historical)
             report.families = {name: s.reason for name, s in family_support(tables).items()}
+            report.profile = compare.profile(tables)
 
-    report.as_of = as_of.isoformat()
+    report.as_of = report.as_of or as_of.isoformat()  # the checkpoint sets it for a historical batch's own end
     report.validated_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     report.duration_s = round(time.perf_counter() - started, 3)
     report.summary_path = report_dir / "summary.md"
@@ -207,10 +226,11 @@ def validate_batch(batch_dir: Path, settings: Settings, as_of: dt.datetime | Non
 
 def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None,
          historical: bool | None = None) -> ValidationReport:
-    """Validate ``landing_dir/<batch_id>``; accept it as CURRENT or quarantine it.
+    """Validate ``landing_dir/<batch_id>``; accept it (``PENDING``) or quarantine it.
 
-    Idempotent: an already accepted batch returns its stored report without new work, and an already
-    quarantined one (no longer in landing) raises again with its stored report.
+    Idempotent: an already accepted batch returns its stored report without new work (``already_accepted`` set;
+    ``CURRENT`` stays where it is: ``shopflow data use`` moves it), and an already quarantined one (no longer in
+    landing) raises again with its stored report.
 
     Args:
         batch_id: Folder name under ``settings.landing_dir``.
@@ -224,30 +244,37 @@ def gate(batch_id: str, settings: Settings, as_of: dt.datetime | None = None,
     Raises:
         DataValidationError: The batch failed; it now lies in ``quarantine_dir/<batch_id>``.
         BatchNotFoundError: No such batch in landing, accepted or quarantined batches.
+        InvalidIdError: ``batch_id`` is not a batch id (``..``, a path...): checked before any file is touched.
     """
+    check_batch_id(batch_id)
     # Decide-and-move must not interleave with another gate (CLI and Airflow at once); validate_batch takes
     # its own, inner lock, always in this order.
-    with _file_lock(settings.gx_dir / ".gate.lock"):
+    with file_lock(settings.gx_dir / ".gate.lock"):
         return _gate_locked(batch_id, settings, as_of, historical)
 
 
 def _gate_locked(batch_id: str, settings: Settings, as_of: dt.datetime | None,
                  historical: bool | None = None) -> ValidationReport:
-    landing = settings.landing_dir / batch_id
-    accepted = settings.batches_dir / batch_id
-    quarantined = settings.quarantine_dir / batch_id
+    # Refuses symlinked batch folders before anything is read, moved or deleted.
+    landing = confined(settings.landing_dir / batch_id, settings.landing_dir)
+    accepted = confined(settings.batches_dir / batch_id, settings.batches_dir)
+    quarantined = confined(settings.quarantine_dir / batch_id, settings.quarantine_dir)
 
-    if accepted.is_dir():
+    if objectstore.pull_dir(settings, accepted):
         report = _stored_accepted_report(settings, batch_id)
+        report.already_accepted = True
         if landing.is_dir():
             # Batch ids are content hashes (io.store_batch), so a re-landed copy holds the same data.
             log.info("Batch %s was accepted before; removing the duplicate %s", batch_id, landing)
-            shutil.rmtree(landing, ignore_errors=True)
-        if settings.current_batch_dir() is None:
-            _write_pointer(settings, batch_id)  # e.g. a crash between the move and the pointer update
+            remove_tree(landing, settings.landing_dir)
+        objectstore.delete_dir(settings, landing)
+        with pointers.pointer_lock(settings):
+            if pointers.read_current(settings) is None and pointers.read_pending(settings) is None:
+                pointers.write_pending(settings, batch_id)  # nothing is current: publishing it needs no decision
         return report
 
-    if not landing.is_dir():
+    if not objectstore.pull_dir(settings, landing):
+        objectstore.pull_dir(settings, quarantined)
         stored = quarantined / "report.json"
         if stored.exists():
             report = ValidationReport.from_dict(json.loads(stored.read_text()))
@@ -261,46 +288,64 @@ def _gate_locked(batch_id: str, settings: Settings, as_of: dt.datetime | None,
     report = validate_batch(landing, settings, as_of=as_of, historical=historical)
 
     if report.success:
-        accepted.parent.mkdir(parents=True, exist_ok=True)
-        # A rename on one file system; across file systems a copy, but CURRENT only moves after it completes.
-        shutil.move(landing, accepted)
         report.location = str(accepted)
-        # Note: batch_hash(accepted) now differs from batch_id; ids are computed once, at landing time.
-        _atomic_write(accepted / "report.json", _dumps(report.to_dict()))
+        # The report goes in first, so the rename below accepts the batch with its report in one step.
+        # Note: batch_hash(accepted) then differs from batch_id; ids are computed once, at landing time.
+        atomic_write(landing / "report.json", _dumps(report.to_dict()))
+        with pointers.pointer_lock(settings):
+            # PENDING before the move: after a crash in between, the batch is still in landing and gated again.
+            pointers.write_pending(settings, batch_id)
+            # A rename on one file system; across file systems a copy (the pipeline reruns from landing).
+            move_tree(landing, accepted, settings.home)
+            # Production: in the store before landing's copy goes (a crash in between re-lands a duplicate).
+            objectstore.push_dir(settings, accepted)
+            objectstore.delete_dir(settings, landing)
+            pointers.append_history(settings, "accept", batch_id=batch_id, checks=report.evaluated,
+                                    baseline=report.baseline)
         _write_report(report, _report_dir(settings, batch_id))
-        _write_pointer(settings, batch_id)
-        log.info("Batch %s accepted and is now CURRENT", batch_id)
+        log.info("Batch %s accepted; it becomes CURRENT once its features are built and materialised", batch_id)
+        fault_point("after_accept")
         return report
 
-    if quarantined.exists():
-        shutil.rmtree(quarantined)  # same id = same content, rejected again: keep the latest attempt
-    quarantined.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(landing, quarantined)
+    # Same id = same content, rejected again: keep the latest attempt.
+    with pointers.pointer_lock(settings):
+        if pointers.read_pending(settings) == batch_id:  # re-judged after a crash, and failed this time
+            pointers.write_pending(settings, None)
+    remove_tree(quarantined, settings.quarantine_dir)
+    move_tree(landing, quarantined, settings.home)
     report.location = str(quarantined)
     summary = render_summary(report)
     report_dir = _report_dir(settings, batch_id)
     _write_report(report, report_dir)
     (quarantined / "summary.md").write_text(summary)
     (quarantined / "report.json").write_text(_dumps(report.to_dict()))
+    objectstore.push_dir(settings, quarantined)
+    objectstore.delete_dir(settings, landing)
     log.error("Batch %s quarantined in %s", batch_id, quarantined)
     raise DataValidationError(report, summary)
 
 
 def current_or_latest_batch(settings: Settings) -> str | None:
-    """The batch a pipeline run should gate: the newest landing batch, else the CURRENT one.
+    """The batch a pipeline run should gate: the newest landing batch, else ``PENDING``, else ``CURRENT``.
 
-    With nothing new in landing, re-gating CURRENT returns its stored report, so a rerun of the data DAG
-    rebuilds features from the accepted batch instead of failing.
+    With nothing new in landing, re-gating an accepted batch returns its stored report, so a rerun of the data DAG
+    finishes publishing the pending batch (e.g. after a crash) or re-checks the current one, instead of failing.
     """
     latest = latest_landing_batch(settings)
     if latest is not None:
         return latest
-    current = settings.current_batch_dir()
-    return current.name if current is not None else None
+    pending = pointers.read_pending(settings)
+    if pending is not None and objectstore.pull_dir(settings, settings.batches_dir / pending):
+        return pending
+    current = pointers.read_current(settings)
+    return current.batch_id if current is not None else None
 
 
 def latest_landing_batch(settings: Settings) -> str | None:
     """Id of the most recently modified batch folder in ``landing_dir`` (hidden folders are skipped)."""
+    if objectstore.enabled(settings):  # production: landing lives in the store
+        stored = objectstore.list_dirs(settings, settings.landing_dir)
+        return max(stored, key=lambda name: (stored[name], name)) if stored else None
     batches = _landing_batches(settings)
     if not batches:
         return None
@@ -316,11 +361,13 @@ def render_summary(report: ValidationReport) -> str:
     else:
         lines.append(f"The batch could not be read as ShopFlow tables ({len(report.failed)} problem(s)).")
     if report.as_of:
-        lines.append(f"Judged as of {report.as_of} (validated at {report.validated_at}).")
+        lines.append(f"Judged as of {report.as_of}; validated at {report.validated_at}.")
     if report.row_counts:
         lines.append("Rows: " + ", ".join(f"{t}={n}" for t, n in report.row_counts.items()) + ".")
     for note in report.notes:
         lines.append(f"Note: {note}.")
+    for warning in report.warnings:
+        lines.append(f"Warning: {warning}")
     if report.location:
         lines.append(f"Batch folder: {report.location}")
     if report.data_docs_index:
@@ -338,6 +385,17 @@ def render_summary(report: ValidationReport) -> str:
         lines.append("")
         for i, f in enumerate(report.failed, 1):
             lines.append(f"{i}. {f['message']}")
+    if report.baseline and report.comparison:
+        failed = sum(not e["ok"] for e in report.comparison)
+        shown = [e for e in report.comparison if e["ok"] and compare.moved(e)]
+        shown.sort(key=lambda e: -abs(math.log(e["ratio"])) if e.get("ratio") else 0.0)
+        lines += ["", f"## What moved since batch {report.baseline} (the last accepted batch)", ""]
+        if failed:
+            lines.append(f"{failed} comparison(s) failed: see the failed expectations above.")
+        lines += [f"- {e['message']}" for e in shown]
+        rest = len(report.comparison) - len(shown) - failed
+        if rest:
+            lines.append(f"{rest} other compared statistic(s) changed by {compare.REPORT_MOVE:.0%} or less.")
     return "\n".join(lines) + "\n"
 
 
@@ -363,14 +421,15 @@ def _context(settings: Settings) -> FileDataContext:
     return context
 
 
-def _ensure_checkpoint(context: FileDataContext, settings: Settings, tables: list[str]) -> Any:
+def _ensure_checkpoint(context: FileDataContext, settings: Settings, tables: list[str],
+                       baseline: Mapping[str, Any] | None = None) -> Any:
     """The one Checkpoint, (re)creating datasource, suites and validation definitions when they changed.
 
     A fingerprint of the generated suites (plus staging path and GX version) is kept beside the project:
     when it matches, the stored Checkpoint is reused as is. Otherwise everything is add-or-update by name,
     so reruns and schema or threshold changes converge on the same objects (unchanged expectations keep
     their ids). The Checkpoint validates exactly ``tables`` (the batch's tables), so batches holding
-    different tables rebuild it.
+    different tables (or compared with a previous batch holding other tables) rebuild it.
     """
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -378,7 +437,7 @@ def _ensure_checkpoint(context: FileDataContext, settings: Settings, tables: lis
     from pipelines.validation.suites import build_suites, suite_name
 
     staging = settings.gx_dir / STAGING
-    suites = build_suites(settings.validation, tables)
+    suites = build_suites(settings.validation, tables, baseline)
     fingerprint = hashlib.sha256(
         json.dumps(
             [gx.__version__, str(staging.resolve()), RESULT_FORMAT, [s.to_json_dict() for s in suites.values()]],
@@ -423,7 +482,7 @@ def _ensure_checkpoint(context: FileDataContext, settings: Settings, tables: lis
             result_format=dict(RESULT_FORMAT),
         )
     )
-    _atomic_write(marker, fingerprint + "\n")
+    atomic_write(marker, fingerprint + "\n")
     return checkpoint
 
 
@@ -437,24 +496,32 @@ def _run_checkpoint(
 ) -> ValidationReport:
     from great_expectations.core.run_identifier import RunIdentifier
 
-    from pipelines.validation.suites import SUITE_PREFIX, expectation_parameters, freshness_windows
+    from pipelines.validation.suites import (SUITE_PREFIX, expectation_parameters, freshness_windows, judged_at,
+                                            with_derived)
 
+    base = compare.baseline(settings, batch_id) if settings.validation.compare else None
+    base_id, base_profile = base if base is not None else (None, {})
+    notes = freshness_windows(tables, settings.validation, as_of, historical)[1] + _comparison_notes(
+        settings, tables, base_id, base_profile)
     staging = settings.gx_dir / STAGING
-    shutil.rmtree(staging, ignore_errors=True)
+    remove_tree(staging, settings.gx_dir)
     staging.mkdir(parents=True)
     for name, df in tables.items():
-        df.to_parquet(staging / f"{name}.parquet", index=False)
+        with_derived(name, df).to_parquet(staging / f"{name}.parquet", index=False)
     try:
-        checkpoint = _ensure_checkpoint(context, settings, list(tables))
+        checkpoint = _ensure_checkpoint(context, settings, list(tables), base_profile)
         result = checkpoint.run(
-            expectation_parameters=expectation_parameters(tables, settings.validation, as_of, historical),
+            expectation_parameters=expectation_parameters(tables, settings.validation, as_of, historical,
+                                                          base_profile),
             # run_name = batch id, so Data Docs and stored results are filed per batch.
             run_id=RunIdentifier(run_name=batch_id, run_time=dt.datetime.now(dt.timezone.utc)),
         )
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging, settings.gx_dir)
 
     failed: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
+    warnings: list[str] = []
     evaluated = 0
     pages: dict[str, str] = {}
     for key, suite_result in result.run_results.items():
@@ -464,8 +531,18 @@ def _run_checkpoint(
         if urls and urls[0].get("site_url"):
             pages[table] = str(_url_to_path(str(urls[0]["site_url"])))
         for res in suite_result.results:
+            entry = _comparison_entry(table, res, base_profile, settings)
+            if entry is not None:
+                moved.append(entry)
+                if res.success and entry["check"] == "new_values" and entry.get("new"):
+                    warnings.append(entry["message"].rstrip(".") + " (passed: under the bound).")
             if not res.success:
-                failed.append(_describe_failure(table, res))
+                failure = _describe_failure(table, res)
+                if entry is not None and not _exception_message(res.exception_info):
+                    # Previous value, new value and bound say more than GX's "observed X (allowed: ...)".
+                    why = res.expectation_config.notes
+                    failure["message"] = entry["message"] + (f" Why: {why}" if isinstance(why, str) and why else "")
+                failed.append(failure)
     order = {t: i for i, t in enumerate(ALL_TABLES)}
     failed.sort(key=lambda f: order.get(f["table"], len(order)))  # stable: keeps suite order within a table
     return ValidationReport(
@@ -477,8 +554,45 @@ def _run_checkpoint(
         data_docs_index=_docs_index(context),
         summary_path=None,
         data_docs_pages=pages,
-        notes=freshness_windows(tables, settings.validation, as_of, historical)[1],
+        notes=notes,
+        baseline=base_id,
+        comparison=_jsonable(moved),
+        warnings=warnings,
+        as_of=judged_at(tables, as_of, historical).isoformat(),
     )
+
+
+def _comparison_entry(table: str, res: Any, base_profile: Mapping[str, Any], settings: Settings) -> dict | None:
+    """The "what moved" entry of a comparison expectation's result, or ``None`` for any other expectation."""
+    meta = dict(res.expectation_config.meta or {})
+    if meta.get("check") not in compare.CHECKS or table not in base_profile:
+        return None
+    try:
+        return compare.item(table, meta, dict(res.result or {}), bool(res.success), base_profile[table],
+                            settings.validation)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):  # a result GX could not compute: reported as failed
+        log.warning("Could not summarise comparison %s of %s", meta.get("check"), table, exc_info=True)
+        return None
+
+
+def _comparison_notes(settings: Settings, tables: Mapping[str, pd.DataFrame], base_id: str | None,
+                      base_profile: Mapping[str, Any]) -> list[str]:
+    """What the comparison with the last accepted batch covered, in words."""
+    if not settings.validation.compare:
+        return ["comparison with the last accepted batch is off (SHOPFLOW_VALIDATION__COMPARE=false)"]
+    if base_id is None:
+        return ["no earlier accepted batch: the comparison checks (shifts, vanished categories, row counts) start "
+                "with the next batch"]
+    minimum = settings.validation.min_compare_rows
+    compared = [t for t in tables if base_profile.get(t, {}).get("rows", 0) >= minimum]
+    absent = [t for t in tables if t not in base_profile]
+    small = [t for t in tables if t in base_profile and t not in compared]
+    note = f"compared with the last accepted batch {base_id}: " + (", ".join(compared) or "no table")
+    if absent:
+        note += f"; not in {base_id}: {', '.join(absent)}"
+    if small:
+        note += f"; fewer than {minimum} rows in {base_id}, not compared: {', '.join(small)}"
+    return [note]
 
 
 def _describe_failure(table: str, res: Any) -> dict[str, Any]:
@@ -488,7 +602,8 @@ def _describe_failure(table: str, res: Any) -> dict[str, Any]:
     meta = dict(cfg.meta or {})
     notes = cfg.notes if isinstance(cfg.notes, str) else " ".join(cfg.notes or [])
     result = dict(res.result or {})
-    column = kwargs.get("column") or (", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
+    column = meta.get("column") or kwargs.get("column") or (
+        ", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
     where = f"{table}.{column}" if column else table
     distinct = list(dict.fromkeys(map(_hashable, result.get("partial_unexpected_list") or [])))
     examples = _jsonable(distinct[:MAX_EXAMPLES])
@@ -594,26 +709,14 @@ def _quiet(fn: Any) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive inter-process lock (flock) held for the ``with`` block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _report_dir(settings: Settings, batch_id: str) -> Path:
     return settings.reports_dir / "validation" / batch_id
 
 
 def _write_report(report: ValidationReport, report_dir: Path) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(report_dir / "summary.md", render_summary(report))
-    _atomic_write(report_dir / "report.json", _dumps(report.to_dict()))
+    atomic_write(report_dir / "summary.md", render_summary(report))
+    atomic_write(report_dir / "report.json", _dumps(report.to_dict()))
 
 
 def _stored_accepted_report(settings: Settings, batch_id: str) -> ValidationReport:
@@ -634,26 +737,6 @@ def _stored_accepted_report(settings: Settings, batch_id: str) -> ValidationRepo
         summary_path=None,
         location=str(settings.batches_dir / batch_id),
     )
-
-
-def _write_pointer(settings: Settings, batch_id: str) -> None:
-    _atomic_write(settings.current_pointer, batch_id + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + os.replace, so readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _landing_batches(settings: Settings) -> list[Path]:

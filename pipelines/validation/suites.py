@@ -2,14 +2,17 @@
 
 Every rule that the schema states (columns, nullability, bounds, allowed values, keys, foreign keys, time
 columns) becomes one expectation; nothing is written out per table by hand except a few sanity bounds on
-distributions that no schema field expresses (:data:`SANITY_CHECKS`).
+distributions that no schema field expresses (:data:`SANITY_CHECKS`) and cross-column rules
+(:data:`CONSISTENCY_CHECKS`, on columns the gate derives while staging, :data:`DERIVED_COLUMNS`). Comparisons with
+the last accepted batch come from :mod:`pipelines.validation.compare`.
 
 Values that change from batch to batch are *suite parameters* (``{"$PARAMETER": name}``) supplied at run time
 by :func:`expectation_parameters`, so the stored suites stay identical across runs:
 
 * ``fk__<table>__<column>``: the key set of a referenced table (referential integrity);
 * ``fresh_after__<table>`` / ``not_after``: the freshness window derived from ``as_of``, the table's own period
-  (``daily_sales`` may be weekly, monthly or quarterly) and whether the batch is judged as historical data.
+  (``daily_sales`` may be weekly, monthly or quarterly) and whether the batch is judged as historical data;
+* ``cmp__<table>__...``: bounds derived from the previous accepted batch (:func:`compare.parameters`).
 
 Every table is optional (a batch holds the tables of the data kinds it brings): suites are built for the tables
 present, and a foreign key is checked only when the referenced table is present too.
@@ -131,31 +134,74 @@ SANITY_CHECKS: dict[str, Callable[[], list[gxe.Expectation]]] = {
 }
 """Distribution bounds per table that the schema cannot state."""
 
+DERIVED_COLUMNS: dict[str, dict[str, Callable[[pd.DataFrame], pd.Series]]] = {
+    "orders": {"amount_error_per_unit": lambda d: (d["amount"] - d["quantity"] * d["unit_price"]) / d["quantity"]},
+}
+"""Columns the gate adds to a staged table so that Great Expectations can check a rule across columns (no built-in
+expectation multiplies two columns). They exist only in the staged copy, never in a stored batch."""
+
+
+def with_derived(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` plus the table's :data:`DERIVED_COLUMNS` (as float64), for staging."""
+    extra = {name: pd.to_numeric(fn(df), errors="coerce").astype("float64")
+             for name, fn in DERIVED_COLUMNS.get(table, {}).items()}
+    return df.assign(**extra) if extra else df
+
+
+def _consistency_orders(validation: ValidationSettings) -> list[gxe.Expectation]:
+    tol = validation.amount_tolerance
+    return [
+        gxe.ExpectColumnValuesToBeBetween(
+            column="amount_error_per_unit",
+            min_value=-tol,
+            max_value=tol,
+            meta=_meta("orders", "consistency", f"amount = quantity * unit_price (to {tol:g} per unit; values quoted "
+                                                "are (amount - quantity * unit_price) / quantity)", column="amount"),
+            notes="An order line's amount is its quantity times its unit price; anything else is a broken export "
+                  "(a total in the wrong column, a currency mix-up) and corrupts every revenue feature.",
+        ),
+    ]
+
+
+CONSISTENCY_CHECKS: dict[str, Callable[[ValidationSettings], list[gxe.Expectation]]] = {
+    "orders": _consistency_orders,
+}
+"""Rules across columns of one table (checked on :data:`DERIVED_COLUMNS`)."""
+
 
 def build_expectations(schema: TableSchema, validation: ValidationSettings,
-                       present: Iterable[str] | None = None) -> list[gxe.Expectation]:
-    """All expectations for one raw table, derived from its schema.
+                       present: Iterable[str] | None = None,
+                       baseline: Mapping[str, object] | None = None) -> list[gxe.Expectation]:
+    """All expectations for one raw table, derived from its schema (and the previous batch's profile).
 
     Args:
         schema: The table contract.
         validation: Thresholds (``min_rows``; staleness enters through suite parameters).
         present: Tables of the batch; foreign keys into other tables are checked only for these (default: all).
+        baseline: This table's profile in the last accepted batch (:func:`compare.profile`); ``None``: no comparison.
 
     Returns:
-        Expectations in a stable order (table level, columns, keys, foreign keys, time, sanity).
+        Expectations in a stable order (table level, columns, keys, foreign keys, time, sanity, consistency,
+        comparison).
     """
+    from pipelines.validation import compare
+
     t = schema.name
+    min_rows = schema.min_rows if schema.min_rows is not None else validation.min_rows
     out: list[gxe.Expectation] = [
         gxe.ExpectTableColumnsToMatchSet(
-            column_set=schema.column_names,
-            exact_match=True,
-            meta=_meta(t, "columns", "exactly the schema's columns"),
-            notes="Downstream feature code relies on exactly the contract's columns.",
+            column_set=[*schema.column_names, *DERIVED_COLUMNS.get(t, {})],
+            # A table taking attributes may hold further (typed) columns; the schema's must all be there.
+            exact_match=not schema.attributes,
+            meta=_meta(t, "columns", "the schema's columns, plus attribute columns" if schema.attributes
+                       else "exactly the schema's columns"),
+            notes="Downstream feature code relies on the contract's columns.",
         ),
         gxe.ExpectTableRowCountToBeBetween(
-            min_value=validation.min_rows,
-            meta=_meta(t, "row_count", f"at least {validation.min_rows} rows"),
-            notes=f"Fewer than {validation.min_rows} rows means a truncated or failed export.",
+            min_value=min_rows,
+            meta=_meta(t, "row_count", f"at least {min_rows} row{'s' if min_rows > 1 else ''}"),
+            notes=f"Fewer than {min_rows} rows means a truncated or failed export." if min_rows > 1
+            else "An empty table means a truncated or failed export.",
         ),
     ]
     for col in schema.columns:
@@ -184,6 +230,15 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings,
                     value_set=list(col.allowed),
                     meta=_meta(t, "allowed_values", f"values in {{{', '.join(col.allowed)}}}"),
                     notes=f"{t}.{col.name} must be one of {', '.join(col.allowed)}.",
+                )
+            )
+        if col.pattern is not None:
+            out.append(
+                gxe.ExpectColumnValuesToMatchRegex(
+                    column=col.name,
+                    regex=col.pattern,
+                    meta=_meta(t, "format", col.pattern_rule or f"values match {col.pattern}"),
+                    notes=f"{t}.{col.name} must be {col.pattern_rule or 'well-formed'}.",
                 )
             )
     pk = list(schema.primary_key)
@@ -254,23 +309,32 @@ def build_expectations(schema: TableSchema, validation: ValidationSettings,
         )
     if t in SANITY_CHECKS:
         out.extend(SANITY_CHECKS[t]())
+    if t in CONSISTENCY_CHECKS:
+        out.extend(CONSISTENCY_CHECKS[t](validation))
+    out.extend(compare.expectations(schema, baseline, validation))
     return out
 
 
 def build_suite(schema: TableSchema, validation: ValidationSettings,
-                present: Iterable[str] | None = None) -> gx.ExpectationSuite:
+                present: Iterable[str] | None = None,
+                baseline: Mapping[str, object] | None = None) -> gx.ExpectationSuite:
     """The expectation suite of one table (not yet saved to any Data Context)."""
     return gx.ExpectationSuite(
         name=suite_name(schema.name),
-        expectations=build_expectations(schema, validation, present),
+        expectations=build_expectations(schema, validation, present, baseline),
         meta={"table": schema.name, "notes": schema.description, "generated_from": "pipelines.data.schema"},
     )
 
 
-def build_suites(validation: ValidationSettings, tables: Iterable[str] | None = None) -> dict[str, gx.ExpectationSuite]:
-    """One suite per raw table present (default: every table), keyed by name, in the schema's dependency order."""
+def build_suites(validation: ValidationSettings, tables: Iterable[str] | None = None,
+                 baseline: Mapping[str, Mapping[str, object]] | None = None) -> dict[str, gx.ExpectationSuite]:
+    """One suite per raw table present (default: every table), keyed by name, in the schema's dependency order.
+
+    ``baseline`` is the last accepted batch's profile (table -> profile); tables it holds get comparison checks.
+    """
     present = list(ALL_TABLES) if tables is None else [name for name in ALL_TABLES if name in set(tables)]
-    return {name: build_suite(ALL_TABLES[name], validation, present) for name in present}
+    baseline = baseline or {}
+    return {name: build_suite(ALL_TABLES[name], validation, present, baseline.get(name)) for name in present}
 
 
 def _newest(tables: Mapping[str, pd.DataFrame], names: Iterable[str]) -> pd.Timestamp | None:
@@ -294,17 +358,13 @@ def freshness_windows(
         as_of: The time the batch is judged at (UTC assumed if naive).
         historical: Judge as of the batch's own end.
     """
-    from pipelines.data.kinds import sales_frequency
-    from pipelines.forecast.data import FREQUENCIES
+    from pipelines.data.frequency import FREQUENCIES, sales_frequency
 
-    ref = _utc(as_of)
+    ref = judged_at(tables, as_of, historical)
     notes: list[str] = []
     if historical:
-        newest = _newest(tables, FRESHNESS_TABLES)
-        if newest is not None and newest < ref:
-            ref = newest
-        notes.append(f"historical batch: freshness judged as of its newest timestamp {ref.isoformat()} "
-                     "instead of now")
+        # The time itself is the report's one "judged as of" (see judged_at); the note only says why.
+        notes.append("historical batch: judged as of its own newest timestamp instead of now")
     windows: dict[str, pd.Timestamp] = {}
     for name in FRESHNESS_TABLES:
         days = float(validation.max_staleness_days)
@@ -317,21 +377,34 @@ def freshness_windows(
     return windows, notes
 
 
+def judged_at(tables: Mapping[str, pd.DataFrame], as_of: dt.datetime, historical: bool = False) -> pd.Timestamp:
+    """The one time a batch is judged at: ``as_of``, or for a historical batch its newest timestamp (over every
+    freshness table, never later than ``as_of``)."""
+    ref = _utc(as_of)
+    if historical:
+        newest = _newest(tables, FRESHNESS_TABLES)
+        if newest is not None and newest < ref:
+            ref = newest
+    return ref
+
+
 def _utc(ts: dt.datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(ts)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def expectation_parameters(
-    tables: Mapping[str, pd.DataFrame], validation: ValidationSettings, as_of: dt.datetime, historical: bool = False
+    tables: Mapping[str, pd.DataFrame], validation: ValidationSettings, as_of: dt.datetime, historical: bool = False,
+    baseline: Mapping[str, Mapping[str, object]] | None = None,
 ) -> dict[str, object]:
     """Run-time values for the suites' parameters.
 
     Args:
         tables: The batch's tables (as read by :func:`pipelines.data.io.read_batch`); only these are validated.
-        validation: Thresholds (``max_staleness_days``).
+        validation: Thresholds (``max_staleness_days``, the comparison ratios).
         as_of: Time the batch is judged at (timezone-aware, UTC assumed if naive).
         historical: Judge freshness as of the batch's own newest timestamp (see :func:`freshness_windows`).
+        baseline: The last accepted batch's profile, for the comparison bounds.
 
     Returns:
         Parameter name -> value, to pass as ``expectation_parameters`` to a Checkpoint run.
@@ -350,4 +423,8 @@ def expectation_parameters(
             param = fk_parameter(fk)
             if fk.table in tables and param not in params:
                 params[param] = tables[fk.table][fk.ref_column].dropna().unique().tolist()
+    if baseline:
+        from pipelines.validation import compare
+
+        params.update(compare.parameters(baseline, validation))
     return params

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -10,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.io import write_table
+from pipelines.data.current import read_pending
+from pipelines.data.io import read_table, write_table
+from pipelines.features.snapshot import current_batch_dir
 from pipelines.settings import Settings, ValidationSettings
 from pipelines.validation.gate import (
     BatchNotFoundError,
@@ -112,7 +115,10 @@ def _copy(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {k: v.copy() for k, v in tables.items()}
 
 
-def test_valid_batch_passes_and_becomes_current(settings: Settings, good) -> None:
+def test_valid_batch_passes_and_is_accepted_as_pending(settings: Settings, good) -> None:
+    """Accepting is not making current: CURRENT moves only once the batch's features are switched in."""
+    from pipelines.data.current import read_history, read_pending
+
     land(settings, "b1", good)
     report = gate("b1", settings, as_of=AS_OF)
 
@@ -120,8 +126,11 @@ def test_valid_batch_passes_and_becomes_current(settings: Settings, good) -> Non
     assert report.failed == []
     assert report.evaluated > 50
     assert report.row_counts["events"] == len(good["events"])
-    assert settings.current_pointer.read_text().strip() == "b1"
-    assert settings.current_batch_dir() == settings.batches_dir / "b1"
+    assert read_pending(settings) == "b1" and current_or_latest_batch(settings) == "b1"
+    assert not settings.current_pointer.exists() and current_batch_dir(settings) is None
+    assert [(e["event"], e["batch_id"]) for e in read_history(settings)] == [("accept", "b1")]
+    assert report.baseline is None and any("no earlier accepted batch" in n for n in report.notes)
+    assert report.profile["orders"]["rows"] == len(good["orders"])
     assert not (settings.landing_dir / "b1").exists()
     stored = json.loads((settings.batches_dir / "b1" / "report.json").read_text())
     assert stored["success"] is True and stored["batch_id"] == "b1"
@@ -137,14 +146,15 @@ def test_rerunning_a_good_batch_is_idempotent(settings: Settings, good) -> None:
     first = gate("b1", settings, as_of=AS_OF)
     mtime = (settings.batches_dir / "b1" / "report.json").stat().st_mtime_ns
     second = gate("b1", settings)  # no as_of: a re-judgement "now" would be stale, so proves no re-run
-    assert second == first
+    assert second.already_accepted and not first.already_accepted
+    assert dataclasses.replace(second, already_accepted=False) == first
     assert (settings.batches_dir / "b1" / "report.json").stat().st_mtime_ns == mtime
-    assert settings.current_pointer.read_text().strip() == "b1"
+    assert read_pending(settings) == "b1"
     assert current_or_latest_batch(settings) == "b1"
 
     # The same content landing again (same id) is recognised and the duplicate dropped.
     land(settings, "b1", good)
-    assert gate("b1", settings) == first
+    assert dataclasses.replace(gate("b1", settings), already_accepted=False) == first
     assert not (settings.landing_dir / "b1").exists()
 
     # Validating the same folder twice reuses the GX project and gives the same verdict.
@@ -157,11 +167,12 @@ def test_rerunning_a_good_batch_is_idempotent(settings: Settings, good) -> None:
     strict = Settings(home=settings.home, validation=ValidationSettings(min_rows=100_000))
     c = validate_batch(settings.landing_dir / "b2", strict, as_of=AS_OF)
     assert not c.success and {f["check"] for f in c.failed} == {"row_count"}
-    assert len(c.failed) == len(good)
+    # Every table but the catalogue (one product is a real shop: its own floor of 1 row).
+    assert {f["table"] for f in c.failed} == set(good) - {"products"}
 
 
 def _corrupt_nulls(t):
-    t["customers"].loc[3, "region"] = None
+    t["customers"].loc[3, "signup_ts"] = None  # region and segment are optional attributes: nulls allowed
 
 
 def _corrupt_duplicate_pk(t):
@@ -186,11 +197,13 @@ def _corrupt_bad_event_type(t):
 
 CORRUPTIONS = [
     # (corruption, table, column, expectation type, an offending value quoted in the report or None)
-    (_corrupt_nulls, "customers", "region", "expect_column_values_to_not_be_null", None),
+    (_corrupt_nulls, "customers", "signup_ts", "expect_column_values_to_not_be_null", None),
     (_corrupt_duplicate_pk, "orders", "order_id", "expect_column_values_to_be_unique", "o000004"),
     (_corrupt_compound_pk, "daily_sales", "product_id, date", "expect_compound_columns_to_be_unique", None),
     (_corrupt_fk, "orders", "customer_id", "expect_column_values_to_be_in_set", "ghost-customer"),
     (_corrupt_negative_amount, "orders", "amount", "expect_column_values_to_be_between", -10.0),
+    # ... which also breaks amount = quantity * unit_price (the same expectation type, on the derived column).
+    (lambda t: None, "orders", "amount", "expect_column_values_to_be_between", None),
     (_corrupt_bad_event_type, "events", "event_type", "expect_column_values_to_be_in_set", "refund"),
 ]
 
@@ -214,7 +227,8 @@ def test_each_corruption_fails_exactly_its_expectation(settings: Settings, good)
         assert expectation_type in line
         if example is not None:
             assert example in failure["unexpected_examples"] and str(example) in line
-    assert "Failures per table: customers=1, events=1, orders=3, daily_sales=1." in summary
+    assert "Failures per table: customers=1, events=1, orders=4, daily_sales=1." in summary
+    assert "orders.amount: expected amount = quantity * unit_price" in summary
     json.dumps(report.to_dict())
 
 
@@ -282,7 +296,7 @@ def test_failed_batch_is_quarantined_and_current_untouched(settings: Settings, g
     assert report.data_docs_index.name == "index.html" and report.data_docs_index.exists()
     assert not (settings.landing_dir / "bad1").exists()
     assert not (settings.batches_dir / "bad1").exists()
-    assert settings.current_pointer.read_text().strip() == "good1"
+    assert read_pending(settings) == "good1" and not settings.current_pointer.exists()
     assert (settings.batches_dir / "good1" / "orders.parquet").exists()
 
     # A retry of the quarantined id fails the same way instead of "not found".
@@ -339,7 +353,7 @@ def test_ratings_are_validated_against_their_bounds(settings: Settings) -> None:
     report = validate_batch(settings.landing_dir / "ratings", settings, as_of=AS_OF)
     assert [(f["table"], f["column"], f["check"]) for f in report.failed] == [("ratings", "rating", "range")]
     assert report.failed[0]["unexpected_count"] == 2
-    assert report.families == {"churn": "missing table customers; missing table orders",
+    assert report.families == {"churn": "missing table customers",
                                "ltv": "missing table orders", "recommendation": "",
                                "forecasting": "missing table daily_sales",
                                "pricing": "missing table products; missing table daily_sales",
@@ -393,7 +407,12 @@ def test_historical_batches_are_judged_at_their_own_end(settings: Settings, good
     report = validate_batch(settings.landing_dir / "old", settings, as_of=AS_OF, historical=True)
     assert report.success, report.summary()
     assert any(n.startswith("historical batch") for n in report.notes)
-    assert "historical batch: freshness judged as of" in report.summary_path.read_text()
+    summary = report.summary_path.read_text()
+    assert "historical batch: judged as of its own newest timestamp" in summary
+    # One "judged as of" time, and it is the batch's own end, not the time of the call.
+    assert summary.lower().count("judged as of") == 2 and summary.count("Judged as of ") == 1
+    judged = pd.Timestamp(report.as_of)
+    assert pd.Timestamp(AS_OF) - pd.Timedelta(days=402) <= judged <= pd.Timestamp(AS_OF) - pd.Timedelta(days=399)
     # Per batch, through the manifest the import writes.
     (settings.landing_dir / "old" / MANIFEST).write_bytes(manifest_bytes(historical=True))
     assert validate_batch(settings.landing_dir / "old", settings, as_of=AS_OF).success
@@ -461,3 +480,70 @@ def test_suites_are_generated_from_the_schema() -> None:
     assert fks == ["customer_id"]
     only_orders = expectation_parameters({"orders": make_tables()["orders"]}, ValidationSettings(), AS_OF)
     assert not any(k.startswith("fk__") for k in only_orders)
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("hostile", ["..", "../data", "data", "/", "CURRENT/..", "../../victim"])
+def test_hostile_batch_ids_touch_nothing(settings: Settings, good, tmp_path: Path, hostile: str) -> None:
+    """`shopflow validate ..` once deleted the whole home: ids are checked before any file is touched."""
+    from pipelines.paths import InvalidIdError
+
+    land(settings, "b1", good)
+    gate("b1", settings, as_of=AS_OF)
+    victim = tmp_path.parent / f"{tmp_path.name}-victim"
+    victim.mkdir()
+    (victim / "keep").write_text("keep")
+    before = _tree(settings.home)
+    if hostile == "../../victim":
+        hostile = str(victim)  # an absolute path
+    with pytest.raises((InvalidIdError, BatchNotFoundError)):
+        gate(hostile, settings, as_of=AS_OF)
+    assert _tree(settings.home) == before
+    assert read_pending(settings) == "b1" and (settings.batches_dir / "b1").is_dir()
+    assert (victim / "keep").read_text() == "keep"
+
+
+def test_a_symlinked_landing_folder_is_refused(settings: Settings, good, tmp_path: Path) -> None:
+    from pipelines.paths import UnsafePathError
+
+    elsewhere = land(Settings(home=tmp_path / "elsewhere"), "real", good)
+    settings.landing_dir.mkdir(parents=True)
+    (settings.landing_dir / "linked").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        gate("linked", settings, as_of=AS_OF)
+    assert (elsewhere / "orders.parquet").exists()
+    assert not settings.batches_dir.exists() and not settings.quarantine_dir.exists()
+
+
+def test_an_image_path_leaving_the_batch_folder_fails_the_gate(settings: Settings, good) -> None:
+    tables = _copy(good)
+    tables["products"]["image_file"] = "images/ok.png"
+    tables["products"].loc[0, "image_file"] = "../../../etc/passwd"
+    tables["products"].loc[1, "image_file"] = "/etc/passwd"
+    report = validate_batch(land(settings, "paths", tables), settings, as_of=AS_OF)
+    failed = [f for f in report.failed if f["column"] == "image_file"]
+    assert len(failed) == 1 and failed[0]["check"] == "format" and failed[0]["unexpected_count"] == 2
+    assert "relative path inside the batch folder" in failed[0]["message"]
+
+
+def test_one_product_catalogue_without_optional_columns_is_accepted(settings: Settings, tmp_path: Path) -> None:
+    """A shop selling one product, whose catalogue has only the required columns, is a real shop, not a
+    truncated export: it imports and passes; pricing says what it lacks."""
+    from pipelines.data.importer import import_batch
+
+    src = tmp_path / "one-product"
+    src.mkdir()
+    (src / "products.csv").write_text("product_id,category\nP1,books\n")
+    days = pd.date_range(end=AS_OF.date(), periods=60, freq="D")
+    pd.DataFrame({"product_id": "P1", "date": days.strftime("%Y-%m-%d"), "price": 9.99,
+                  "units": np.arange(60) % 7 + 1}).to_csv(src / "daily_sales.csv", index=False)
+    result = import_batch(src, settings.landing_dir)
+    products = read_table(result.batch_dir, "products")
+    assert products[["brand", "base_price", "cost"]].isna().all().all()
+    assert "products.base_price is missing" in result.families["pricing"].reason
+    report = validate_batch(result.batch_dir, settings, as_of=AS_OF)
+    assert report.success, report.summary()
+    assert report.row_counts["products"] == 1

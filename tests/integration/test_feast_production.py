@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.features import build, store
 from pipelines.settings import Settings
-from tests.conftest import require_service
+from tests.conftest import moto_s3, require_service
 
 pytestmark = pytest.mark.production
 
@@ -38,6 +38,19 @@ def registry_db():
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    """An S3 endpoint on localhost (``moto_server``) with an empty bucket, for the profile's pointers and files."""
+    import boto3
+
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    with moto_s3(tmp_path / "moto.log") as endpoint:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="feast-test")
+        yield {"data_uri": "s3://feast-test/home", "s3_endpoint_url": endpoint}
 
 
 @pytest.fixture
@@ -83,14 +96,22 @@ def feature_frames() -> dict[str, pd.DataFrame]:
             "product_sales": products}
 
 
-def test_feast_on_postgres_registry_and_redis_online_store(registry_db, project, tmp_path):
+def test_feast_on_postgres_registry_and_redis_online_store(registry_db, project, s3, tmp_path):
     import redis
     import sqlalchemy
 
     settings = Settings(home=tmp_path, profile="production",
-                        production={"postgres_uri": registry_db, "redis_connection": f"{REDIS_HOST}:{REDIS_PORT}"})
+                        production={"postgres_uri": registry_db, "redis_connection": f"{REDIS_HOST}:{REDIS_PORT}",
+                                    **s3})
     frames = feature_frames()
     build.write_atomically(frames, settings.features_dir)
+    # Nothing is CURRENT in this store: Feast's offline store reads the default schema (the data pipeline loads a
+    # snapshot into its own schema instead, see pipelines.features.offline).
+    engine = sqlalchemy.create_engine(registry_db.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        for name, frame in frames.items():
+            frame.to_sql(name, conn, index=False)
+    engine.dispose()
 
     store.apply(settings)
     store.apply(settings)  # idempotent
@@ -103,7 +124,7 @@ def test_feast_on_postgres_registry_and_redis_online_store(registry_db, project,
         views = conn.execute(sqlalchemy.text("SELECT feature_view_name FROM feature_views WHERE project_id = :p"),
                              {"p": project}).scalars().all()
     engine.dispose()
-    assert set(views) == set(build.FEATURE_TABLES)
+    assert set(views) == {*build.FEATURE_TABLES, "customer_cart"}  # the batch views and the real-time cart
 
     # ... and the online values in Redis, under keys suffixed with this project.
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
@@ -125,3 +146,9 @@ def test_feast_on_postgres_registry_and_redis_online_store(registry_db, project,
     training = store.training_frame(
         settings, pd.DataFrame({"customer_id": ["c1"], "event_timestamp": [OLD + pd.Timedelta(days=3)]}), "churn_v1")
     assert training.loc[0, "recency_days"] == pytest.approx(9.5)
+    # Real-time cart events go through the same production store (PushSource -> Redis) and are read back at once.
+    from pipelines.features.realtime import CartEvent, carts, push_cart_event
+
+    live = store.get_store(settings)
+    push_cart_event(live, CartEvent(customer_id="c1", product_id="p1", event_type="add_to_cart"))
+    assert carts(live, ["c1", "c2"]) == {"c1": ["p1"], "c2": []}

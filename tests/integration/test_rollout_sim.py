@@ -160,21 +160,23 @@ def test_aa_experiment_holds_at_the_final_weight_without_promoting(settings):
 
 def test_gate_in_ab_mode_keeps_the_champion(settings):
     """The training gate's alias move honours ``promotion`` (real decisions on made-up holdout scores)."""
-    from pipelines.registry import get_spec
+    from pipelines.promotion import GateDecision
     from pipelines.training import apply_gate_decision
 
+    def spec_decision(challenger, score, champion, champion_score):
+        return GateDecision(True, "wins", challenger, score, champion, champion_score, "auc")
+
     client = tracking.configure(settings)
-    spec, spec_decision = get_spec(MODEL), tracking.decide
     ab = settings.model_copy(update={"promotion": "ab"})
-    win = spec_decision(spec, "2", 0.90, "1", 0.80, 0.002)
+    win = spec_decision("2", 0.90, "1", 0.80)
     assert apply_gate_decision(ab, client, MODEL, win) == "awaiting A/B" and not win.promoted
     assert "promotion=ab" in win.reason and _champion(settings) == "1"
     # With no champion at all, the first winner still becomes champion in ab mode.
     client.delete_registered_model_alias(MODEL, tracking.CHAMPION)
-    first = spec_decision(spec, "2", 0.90, None, None, 0.002)
+    first = spec_decision("2", 0.90, None, None)
     assert apply_gate_decision(ab, client, MODEL, first) == "promoted" and _champion(settings) == "2"
     # offline (default): a winner replaces the champion, recorded in the history.
-    offline = spec_decision(spec, "1", 0.95, "2", 0.90, 0.002)
+    offline = spec_decision("1", 0.95, "2", 0.90)
     assert apply_gate_decision(settings, client, MODEL, offline) == "promoted" and _champion(settings) == "1"
     rows = lifecycle.history(settings, MODEL)
     assert [(r["version"], r["previous_version"], r["actor"]) for r in rows] == [
@@ -252,3 +254,23 @@ def test_cli_start_needs_two_distinct_versions(settings):
     assert r.exit_code == 1 and "no 'champion' alias" in r.output
     r = _cli("start", MODEL, "--metric", "views")
     assert r.exit_code == 1 and "metric must be one of" in r.output
+
+
+def test_manual_promotion_needs_a_reason_and_is_recorded(settings):
+    """`shopflow promote MODEL VERSION --reason`: the explicit path for a change the gate cannot judge."""
+    from pipelines.cli import app as main_app
+
+    def promote(*args: str):
+        return CliRunner().invoke(main_app, ["promote", *args])
+
+    r = promote(MODEL, "2")
+    assert r.exit_code == 1 and "needs --reason" in r.output and r.output.count("\n") == 1
+    assert _champion(settings) == "1"
+    r = promote(MODEL, "99", "--reason", "x")
+    assert r.exit_code == 1 and "no registered version 99" in r.output
+    r = promote(MODEL, "2", "--reason", "horizon 90 -> 180 days", "--actor", "dana")
+    assert r.exit_code == 0 and "v1 -> v2" in r.output and _champion(settings) == "2"
+    last = lifecycle.history(settings, MODEL)[-1]
+    assert (last["alias"], last["version"], last["actor"]) == ("champion", "2", "dana")
+    assert last["reason"] == "manual promotion (gate bypassed): horizon 90 -> 180 days"
+    assert promote("nosuchmodel", "1", "--reason", "x").exit_code == 2

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from pipelines.registry import load_registry
@@ -47,11 +48,16 @@ def test_ui_serves_airflow_and_mlflow(pipeline_home):
         models = httpx.get(f"http://127.0.0.1:{ml}/api/2.0/mlflow/registered-models/search", timeout=10).json()
         assert "churn" in {m["name"] for m in models["registered_models"]}
     finally:
-        proc.send_signal(signal.SIGTERM)  # `shopflow ui` stops its children on SIGTERM like on Ctrl-C
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        # Every process `shopflow ui` started (Airflow's own helpers such as serve-logs and gunicorn workers
+        # included) is gone within 10 s of SIGTERM.
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        proc.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs(tree, timeout=10)
+        if alive:
+            for p in alive:
+                p.kill()
+        assert not alive, f"still running 10 s after SIGTERM: {[(p.pid, p.name()) for p in alive]}"
+        assert len(tree) >= 6, tree  # shopflow plus its five programs at least
     # No orphan left listening: both ports are free again.
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -62,3 +68,14 @@ def test_ui_serves_airflow_and_mlflow(pipeline_home):
             break
     else:
         pytest.fail("MLflow UI still running after `shopflow ui` stopped")
+
+
+def test_ui_bad_ports_are_one_line_errors(tmp_path):
+    env = dict(os.environ, SHOPFLOW_HOME=str(tmp_path / "home"))
+    for args, message in ((["--airflow-port", "99999999"], "--airflow-port must be between 1 and 65535"),
+                          (["--mlflow-port", "0"], "--mlflow-port must be between 1 and 65535"),
+                          (["--airflow-port", "8123", "--mlflow-port", "8123"], "must differ")):
+        r = subprocess.run([str(Path(sys.executable).parent / "shopflow"), "ui", *args], env=env,
+                           capture_output=True, text=True, timeout=60)
+        out = (r.stdout + r.stderr).strip()
+        assert r.returncode == 2 and message in out and len(out.splitlines()) == 1, out

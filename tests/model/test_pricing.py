@@ -1,7 +1,9 @@
-"""Pricing family: demand fit, simulator, DP oracle, off-policy estimators, Gymnasium env, and a trained agent.
+"""Pricing family: demand fit, simulator, DP oracle (against brute force and the Gallego & van Ryzin closed form),
+off-policy estimators, Gymnasium env, baselines as registrable candidates, and a trained agent.
 
-Unit tests use tiny hand-made catalogues. The behavioural tests train the agent once (module fixture) on a generated
-300-customer shop with Feast features, and once more on the same batch stripped of its truth (oracle ``None``).
+Unit tests use tiny hand-made catalogues. The behavioural tests train once (module fixture) on a generated
+300-customer shop with Feast features, and once more with the same params on the same batch without its truth
+folder: the trained policy and the selected candidate must be identical, only the scoring (oracle) differs.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import pandas as pd
 import pytest
 from scipy.stats import poisson
 
-from pipelines.rl import ope, oracle
-from pipelines.rl.demand import DemandCurves, day_numbers, fit_curves
-from pipelines.rl.env import (Guardrails, PricingSim, expected_sales, make_catalog, plugin_policy, poisson_ppf,
-                              rollout, static_policy)
+from pipelines.models.pricing import ope, oracle
+from pipelines.models.pricing.baselines import MYOPIC, RULES, STATIC, RulePricing, plugin_policy, static_policy
+from pipelines.models.pricing.demand import DemandCurves, day_numbers, fit_curves
+from pipelines.models.pricing.simulator import (Guardrails, PricingSim, expected_sales, make_catalog, poisson_ppf,
+                                               rollout)
 
 CUSTOMERS = 300
-# Fewer DQN steps than the default keep this file fast; the behaviour tested does not depend on them.
-TRAIN = {"train_steps": "600", "val_every": "200", "eval_seeds": "3"}
+# Fewer DQN steps than the default keep this file fast; the behaviour tested does not depend on them. No time limit:
+# the safety stop would make two trainings on a busy machine stop at different steps (not reproducible).
+TRAIN = {"train_steps": "600", "val_every": "200", "eval_seeds": "3", "max_train_seconds": "3600"}
 
 
 def tiny_products(cost=(5.0, 80.0)) -> pd.DataFrame:
@@ -186,6 +190,88 @@ def test_oracle_price_falls_as_demand_gets_more_elastic():
     np.testing.assert_allclose(settled, target, atol=0.61)  # one grid step (0.6)
 
 
+def _gallego_van_ryzin(cost: float, scale: float, elasticity: float, base: float, stock: int, days: int):
+    """Deterministic (fluid) optimum of Gallego & van Ryzin (1994), "Optimal dynamic pricing of inventories with
+    stochastic demand over finite horizons", Management Science 40(8), section 3, for constant-elasticity demand
+    ``lambda(p) = scale * (p / base) ** elasticity`` and a unit cost: the price ``p* = max(p_u, p_0)``, where
+    ``p_u = cost * e / (1 + e)`` maximises the profit rate ``(p - cost) lambda(p)`` (the monopoly price) and the
+    run-out price ``p_0`` solves ``lambda(p_0) * days = stock``; ``J_D = days (p* - cost) lambda(p*)``.
+    """
+    p_u = cost * elasticity / (1 + elasticity)
+    p_0 = base * (stock / (scale * days)) ** (1 / elasticity)
+    price = max(p_u, p_0)
+    rate = scale * (price / base) ** elasticity
+    return price, days * (price - cost) * rate, rate * days
+
+
+@pytest.mark.parametrize("cost, cover", [(5.0, 3.0), (4.0, 1.0)], ids=["stock-ample", "stock-binding"])
+def test_oracle_dp_converges_to_the_gallego_van_ryzin_optimum(cost, cover):
+    """The DP on one restock cycle (Poisson demand, no holding cost, no change limit) against the closed form.
+
+    Their Theorems 1 and 3: the expected optimal profit ``J*`` lies in ``[(1 - 1 / (2 sqrt(min(n, lambda* T)))) J_D,
+    J_D]`` (the fixed price ``p*`` alone earns the lower bound), so ``J* / J_D -> 1`` as demand and stock scale up,
+    and the optimal price converges to ``p*``. ``p*`` is 10 in both cases: the monopoly price ``5 * 2 / 1`` with
+    ample stock, the run-out price above the monopoly price 8 when the stock only covers demand at 10.
+    """
+    days = 7
+    calendar = pd.date_range("2024-01-01", periods=30, freq="D", tz="UTC")
+    start = int(np.flatnonzero(day_numbers(calendar) % days == 0)[0])  # a restock day: the cycle starts full
+    horizon = calendar[start : start + days]
+    products = pd.DataFrame({"product_id": ["x"], "base_price": [10.0], "cost": [cost]})
+    e, gaps, prices = -2.0, [], []
+    for scale in (2.0, 20.0, 200.0):
+        # Binding: the stock covers the cycle's demand at 10. Ample: three times the demand at the monopoly price.
+        covered = scale * days if cover == 1.0 else scale * (cost * e / (1 + e) / 10.0) ** e * days
+        stock = int(round(cover * covered))
+        p_star, j_d, sold = _gallego_van_ryzin(cost, scale, e, 10.0, stock, days)
+        # A 1 % price grid (0.80 ... 1.20 x base) that holds p* = 10; every level reachable from every level.
+        cat = make_catalog(products, [stock], Guardrails(min_margin=0.0, max_price_ratio=2.0, max_daily_change=1.0),
+                           n_levels=41, min_multiplier=0.8, max_multiplier=1.2, restock_every=days, holding_rate=0.0)
+        plan = oracle.solve(cat, flat_curves(products, [scale], [e]), horizon)
+        j_star = float(plan.expected_profit[0])
+        assert (1 - 1 / (2 * np.sqrt(min(stock, sold)))) * j_d - 1e-9 <= j_star <= j_d * (1 + 1e-9)
+        gaps.append(1 - j_star / j_d)
+        prices.append(float(cat.prices[0, plan.actions[0, 0, stock, cat.reference_level]]))
+    assert prices[-1] == pytest.approx(10.0)  # the largest scale prices exactly p* on day one
+    assert abs(prices[0] - 10.0) >= abs(prices[1] - 10.0) >= abs(prices[2] - 10.0)
+    if cover == 1.0:  # the stochastic gap closes like 1 / sqrt(scale) (here about 6 %, 1.2 %, 0.3 %)
+        assert gaps[0] > gaps[1] > gaps[2] > 0 and gaps[2] < 0.005
+    else:  # ample stock never binds: the monopoly price every day earns J_D exactly
+        np.testing.assert_allclose(gaps, 0.0, atol=1e-8)
+
+
+# ------------------------------------------------------------------------------------------------ baselines
+def test_rule_candidates_act_like_the_baseline_policies_and_their_scores_agree():
+    products = pd.DataFrame({"product_id": ["a", "b", "c"], "base_price": [10.0, 100.0, 10.0],
+                             "cost": [5.0, 40.0, 9.5]})
+    cat = make_catalog(products, [30, 8, 5], Guardrails(), restock_every=7)
+    curves = flat_curves(products, [6.0, 1.0, 3.0], [-2.5, -1.6, -0.8])
+    for rule, policy in ((STATIC, static_policy(cat)), (MYOPIC, plugin_policy(cat, curves))):
+        candidate = RulePricing(rule, cat, curves)
+        a = rollout(cat, curves, CALENDAR, candidate.as_policy(), 0, 28, [1, 2])
+        b = rollout(cat, curves, CALENDAR, policy, 0, 28, [1, 2])
+        np.testing.assert_array_equal(a.price, b.price)
+        # The scores (the MLflow signature's output) pick the same level as the rule, masked by the guardrails.
+        rng = np.random.default_rng(0)
+        rows = rng.integers(0, 3, 500)
+        last = cat.base_price[rows] * rng.uniform(0.6, 1.4, 500)
+        feats = candidate.features(rows, np.full(500, 19_800), cat.order_up_to[rows], last)
+        q = candidate.q_values(feats)
+        picked = np.argmax(np.where(cat.allowed(rows, last), q, -np.inf), axis=1)
+        np.testing.assert_array_equal(cat.prices[rows, picked], cat.prices[rows, candidate.act(rows, 0, 0, last)])
+    with pytest.raises(ValueError, match="unknown pricing baseline"):
+        RulePricing("nope", cat, curves)
+
+
+def test_profit_ratio_is_the_ratio_of_sums_and_nan_without_a_positive_optimum():
+    from pipelines.models.pricing.scoring import profit_ratio
+
+    frame = pd.DataFrame({"profit": [3.0, 5.0], "oracle_profit": [4.0, 6.0]}, index=["a@0", "b@0"])
+    assert profit_ratio(frame) == pytest.approx(0.8)
+    assert profit_ratio(frame.iloc[[1, 1]]) == pytest.approx(5 / 6)
+    assert np.isnan(profit_ratio(frame.assign(oracle_profit=0.0)))
+
+
 # ------------------------------------------------------------------------------------------------ OPE
 def test_off_policy_estimators_on_a_known_bandit():
     rng = np.random.default_rng(3)
@@ -210,7 +296,7 @@ def test_off_policy_estimators_on_a_known_bandit():
 def test_gym_env_passes_the_checker_and_keeps_guardrails():
     from gymnasium.utils.env_checker import check_env
 
-    from pipelines.rl.gym_env import PricingEnv
+    from pipelines.models.pricing.gym_env import PricingEnv
 
     products = tiny_products()
     cat = make_catalog(products, [20, 5], Guardrails())
@@ -244,25 +330,47 @@ def shop(tmp_path_factory):
     return settings, batch
 
 
-@pytest.fixture(scope="module")
-def trained(shop):
-    from pipelines.models.pricing import PricingParams, evaluate, fit, prepare
+def _train(shop, with_truth: bool):
+    from pipelines.models.pricing.data import prepare
+    from pipelines.models.pricing.evaluation import evaluate
+    from pipelines.models.pricing.model import fit
+    from pipelines.models.pricing.params import PricingParams
     from pipelines.spec import DataContext
 
     settings, batch = shop
     ctx = DataContext(settings=settings, batch_dir=batch.batch_dir, batch_id=batch.batch_id,
-                      truth_dir=batch.truth_dir)
+                      truth_dir=batch.truth_dir if with_truth else None)
     params = PricingParams.model_validate(TRAIN)
     data = prepare(ctx, params)
     model = fit(data, params)
     return data, model, evaluate(model, data, params), params
 
 
-def test_agent_beats_static_pricing_and_stays_below_the_oracle(trained):
+@pytest.fixture(scope="module")
+def trained(shop):
+    return _train(shop, with_truth=True)
+
+
+@pytest.fixture(scope="module")
+def trained_without_truth(shop):
+    return _train(shop, with_truth=False)
+
+
+def test_model_beats_its_best_baseline_and_stays_below_the_oracle(trained):
+    from pipelines import promotion
+    from pipelines.models.pricing.scoring import holdout, profit_ratio
+
     data, model, ev, _ = trained
     m = ev.metrics
     assert ev.oracle == 1.0 and data.truth
-    assert m["profit_ratio_to_oracle"] > ev.baselines["static_price"] + 0.05
+    best = max(ev.baselines, key=ev.baselines.get)
+    assert best == MYOPIC and ev.baselines[MYOPIC] > ev.baselines[STATIC] + 0.05
+    assert ev.candidate == "model" and m["profit_ratio_to_oracle"] > ev.baselines[best] + 0.02
+    # ... and the gate's paired bootstrap over product-episodes says the gain holds up.
+    decision = promotion.decide(metric_name="profit_ratio_to_oracle", metric=profit_ratio, higher_is_better=True,
+                                challenger_version="1", challenger=holdout(model, data), candidate=ev.candidate,
+                                baselines=ev.units, champion_version=None, champion=None)
+    assert decision.promoted and decision.best_baseline == MYOPIC, decision.reason
     # The oracle is optimal in expectation; on a few seeds the agent may only tie it by luck.
     assert m["profit_ratio_to_oracle"] < 1.0 + 3 * m["profit_ratio_std"] + 1e-3
     assert m["guardrail_violations"] == 0
@@ -271,6 +379,81 @@ def test_agent_beats_static_pricing_and_stays_below_the_oracle(trained):
     # The doubly robust estimate lands near the simulated value of the same decisions; plain IPS cannot see
     # the prices the logging policy never tried.
     assert abs(m["ope_dr_rel_error"]) < 0.15 and m["ope_support"] < 1.0
+
+
+def test_holdout_units_metric_and_selection_follow_the_gate_contract(trained):
+    from pipelines import promotion
+    from pipelines.models.pricing import SPEC
+
+    data, model, ev, _ = trained
+    frame = SPEC.holdout(model, data)
+    n = data.catalog.n_products * len(data.eval_seeds)
+    assert len(frame) == n and frame.index.is_unique
+    assert {"product_id", "episode", "profit", "oracle_profit"} <= set(frame.columns)
+    assert SPEC.metric(frame) == pytest.approx(ev.metrics[SPEC.primary_metric], rel=1e-12)
+    assert set(ev.units) == set(ev.baselines) == set(RULES)
+    for name, units in ev.units.items():
+        assert units.index.equals(frame.index)
+        np.testing.assert_array_equal(units["oracle_profit"], frame["oracle_profit"])  # same episodes, same optimum
+        assert SPEC.metric(units) == pytest.approx(ev.baselines[name], rel=1e-12)
+    assert np.isfinite(SPEC.metric(frame.sample(frac=1.0, replace=True, random_state=0)))
+    # Selection: every candidate scored on validation (fitted simulator), the winner is the one registered.
+    assert set(ev.selection) == {*RULES, "model"}
+    assert ev.candidate == promotion.select_candidate(ev.selection, higher_is_better=True)
+    assert all(ev.selection[ev.candidate] >= v for v in ev.selection.values())
+
+
+def test_truth_only_scores_same_policy_with_and_without_the_truth_folder(trained, trained_without_truth):
+    import torch
+
+    from pipelines.models.pricing.scoring import holdout
+
+    data, model, ev, _ = trained
+    data_nt, model_nt, ev_nt, _ = trained_without_truth
+    assert not data_nt.truth and data_nt.score_curves is data_nt.est_curves
+    assert data.score_curves.source == "truth" and data.est_curves.source == "fitted"
+    # Same data, same params: the same agent, the same validation scores, the same winner ...
+    assert ev.candidate == ev_nt.candidate and ev.selection == ev_nt.selection
+    for (k, a), b in zip(model.state_dict().items(), model_nt.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    # ... acting identically on every logged holdout context and on random ones ...
+    rng = np.random.default_rng(5)
+    cat, logged = data.catalog, data.logged
+    extra = rng.integers(0, cat.n_products, 2000)
+    rows = np.concatenate([logged["row"].to_numpy(), extra])
+    day = np.concatenate([logged["day"].to_numpy(), rng.integers(20_000, 21_000, len(extra))])
+    last = np.concatenate([logged["last_price"].to_numpy(), cat.base_price[extra] * rng.uniform(0.7, 1.3, len(extra))])
+    inventory = rng.integers(0, cat.order_up_to[rows] + 1)
+    np.testing.assert_array_equal(model.act(rows, day, inventory, last), model_nt.act(rows, day, inventory, last))
+    # ... and, scored in the same simulator, the same holdout. Only the scoring simulator and its oracle differ.
+    pd.testing.assert_frame_equal(holdout(model_nt, data), holdout(model, data))
+    assert ev.oracle == 1.0 and ev_nt.oracle is None and "elasticity_mae" not in ev_nt.metrics
+    assert not np.allclose(holdout(model, data)["oracle_profit"], holdout(model_nt, data_nt)["oracle_profit"])
+    # Without the truth, the optimum is that of the fitted simulator the holdout is scored in.
+    assert 0.5 < ev_nt.metrics["profit_ratio_to_oracle"] <= 1.0 + 3 * ev_nt.metrics["profit_ratio_std"] + 1e-3
+    assert ev_nt.metrics["guardrail_violations"] == 0
+    assert "fitted" in ev_nt.extra_params["scored_in"] and "truth" in ev.extra_params["scored_in"]
+
+
+def test_a_baseline_candidate_logs_loads_and_prices_like_the_agent(trained, tmp_path):
+    import mlflow
+
+    from pipelines.models.pricing.model import load_model
+    from pipelines.models.pricing.scoring import holdout
+    from pipelines.models.pricing.serving import PriceRequest, serve_predict
+
+    data, _, ev, _ = trained
+    baseline = RulePricing(MYOPIC, data.catalog, data.est_curves)
+    mlflow.pytorch.save_model(baseline, str(tmp_path / "m"), serialization_format="pickle",
+                              pip_requirements=["torch"])  # skips the slow requirement inference
+    loaded = load_model(str(tmp_path / "m"))
+    assert isinstance(loaded, RulePricing) and loaded.rule == MYOPIC
+    # Registered, it would be judged on exactly the per-unit results training logged for it.
+    pd.testing.assert_frame_equal(holdout(loaded, data), ev.units[MYOPIC])
+    pid = str(data.catalog.product_ids[2])
+    answer = serve_predict(loaded, PriceRequest(product_id=pid, inventory=3, last_price=float(
+        data.catalog.base_price[2])))
+    assert answer["floor"] - 1e-9 <= answer["price"] <= answer["ceiling"] + 1e-9
 
 
 def test_price_never_leaves_the_guardrails(trained):
@@ -318,28 +501,13 @@ def test_learned_price_goes_down_when_demand_is_more_elastic(trained):
 def test_logged_model_round_trips_with_mlflow(trained, tmp_path):
     import mlflow
 
-    from pipelines.models.pricing import load_model, score
+    from pipelines.models.pricing.model import load_model, score
 
     data, model, ev, _ = trained
     path = tmp_path / "model"
-    mlflow.pytorch.save_model(model, str(path), serialization_format="pickle")
+    mlflow.pytorch.save_model(model, str(path), serialization_format="pickle", pip_requirements=["torch"])
     loaded = load_model(str(path))
     pid = str(model.catalog.product_ids[3])
     context = {"date": "2026-01-05", "inventory": 4, "last_price": float(model.catalog.base_price[3])}
     assert loaded.price(pid, context) == model.price(pid, context)
     assert score(loaded, data) == pytest.approx(ev.metrics["profit_ratio_to_oracle"])
-
-
-def test_trains_on_data_without_truth(shop):
-    from pipelines.models.pricing import PricingParams, evaluate, fit, prepare
-    from pipelines.spec import DataContext
-
-    settings, batch = shop
-    ctx = DataContext(settings=settings, batch_dir=batch.batch_dir, batch_id=batch.batch_id, truth_dir=None)
-    params = PricingParams.model_validate({**TRAIN, "train_steps": "100", "eval_days": "56"})
-    data = prepare(ctx, params)
-    assert not data.truth and data.sim_curves is data.est_curves
-    ev = evaluate(fit(data, params), data, params)
-    assert ev.oracle is None and "elasticity_mae" not in ev.metrics
-    assert 0.5 < ev.metrics["profit_ratio_to_oracle"] <= 1.0 + 1e-6
-    assert ev.metrics["guardrail_violations"] == 0

@@ -1,6 +1,8 @@
-"""Vision family: image preprocessing and augmentation units, a trained model's behaviour, and own-data training.
+"""Vision family: preprocessing, augmentation and generator units; a model trained on a generated shop (gate
+contract, truth never read, the CNN against its best baseline); own-data training.
 
-One generated shop (300 customers) and one hand-drawn catalogue are trained once per module.
+One generated shop (300 customers: 40 products, 6 views each) and one hand-drawn catalogue are trained once per
+module.
 """
 
 from __future__ import annotations
@@ -18,14 +20,22 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pipelines.data.generator import generate
+from pipelines.data.generator import CATEGORIES, generate
 from pipelines.data.importer import import_batch
-from pipelines.models import vision
+from pipelines.data.product_images import STYLE, VIEWS_PER_PRODUCT, render_views
+from pipelines.models.vision.augment import AugmentConfig, augment
+from pipelines.models.vision.baselines import BASELINES, fit_baseline
+from pipelines.models.vision.data import prepare, split_by_product
+from pipelines.models.vision.evaluation import evaluate
+from pipelines.models.vision.images import as_image_list, colour_histograms, load_image, to_tensor
+from pipelines.models.vision.metrics import frame_metric, holdout_frame, macro_f1, retrieval_at_k, retrieval_ceiling
+from pipelines.models.vision.model import CANDIDATES, fit, load_model, log_model, score
+from pipelines.models.vision.params import VisionParams, schedule
+from pipelines.models.vision.serving import SimilarRequest, serve_predict
+from pipelines.models.vision.train import balanced_indices
+from pipelines.promotion import select_candidate
 from pipelines.settings import Settings
 from pipelines.spec import DataContext
-from pipelines.vision_lib import synthetic
-from pipelines.vision_lib.augment import AugmentConfig, augment
-from pipelines.vision_lib.images import as_image_list, colour_histograms, load_image, to_tensor
 
 FAST = {"epochs": 8, "samples_per_epoch": 768}
 """A little less training than the defaults, to keep the file fast; still enough for a reliable model."""
@@ -122,14 +132,14 @@ def test_split_holds_out_the_newest_products_per_category():
         "category": ["A", "A", "A", "A", "B", "B", "C"],
         "first_seen": [ts, ts + pd.Timedelta(days=3), pd.NaT, ts + pd.Timedelta(days=1), ts, ts, ts],
     })
-    holdout = vision.split_by_product(products, fraction=0.5)
+    holdout = split_by_product(products, fraction=0.5)
     # A: newest are a3 (never seen = brand new) then a2; B: tie broken by id; C: a single product trains only.
     assert products.loc[holdout, "product_id"].tolist() == ["a2", "a3", "b2"]
 
 
 def test_balanced_indices_cycle_through_every_image_of_every_class():
     y = np.array([0] * 10 + [1] * 2 + [2] * 4)
-    idx = vision.balanced_indices(y, 60, 3, torch.Generator().manual_seed(0))
+    idx = balanced_indices(y, 60, 3, torch.Generator().manual_seed(0))
     assert idx.size == 60
     assert np.bincount(y[idx]).tolist() == [20, 20, 20]
     assert set(idx[y[idx] == 1]) == {10, 11} and set(idx[y[idx] == 0]) == set(range(10))
@@ -139,38 +149,49 @@ def test_retrieval_metric_and_ceiling():
     labels = np.array(["a", "a", "b", "b", "b"])
     emb = np.eye(5)
     emb[1] = emb[0]  # item 1 duplicates item 0; the b's are orthogonal to everything
-    r, nn = vision.retrieval_at_k(emb[[0, 2]], np.array([0, 2]), emb, labels, k=2)
+    r, nn = retrieval_at_k(emb[[0, 2]], np.array([0, 2]), emb, labels, k=2)
     assert nn[0, 0] == 1 and 0 not in nn[0]  # the query itself is never its own neighbour
     assert r == pytest.approx((0.5 + 0.0) / 2)  # b-query ties break by position: a, a
-    assert vision.retrieval_ceiling(np.array([0, 2]), labels, k=2) == pytest.approx((0.5 + 1.0) / 2)
+    assert retrieval_ceiling(np.array([0, 2]), labels, k=2) == pytest.approx((0.5 + 1.0) / 2)
 
 
 def test_macro_f1_ignores_categories_absent_from_the_holdout():
-    assert vision.macro_f1(["a", "a", "b"], ["a", "a", "b"], ["a", "b", "c"]) == 1.0
-    assert vision.macro_f1(["a", "b"], ["a", "c"], ["a", "b", "c"]) == pytest.approx(0.5)
+    assert macro_f1(["a", "a", "b"], ["a", "a", "b"], ["a", "b", "c"]) == 1.0
+    assert macro_f1(["a", "b"], ["a", "c"], ["a", "b", "c"]) == pytest.approx(0.5)
 
 
-def test_synthetic_renders_are_seeded_and_streams_differ():
-    a, la = synthetic.render(["books", "toys"], 3, seed=5)
-    b, _ = synthetic.render(["books", "toys"], 3, seed=5)
-    c, _ = synthetic.render(["books", "toys"], 3, seed=5, stream=1)
-    assert la == ["books"] * 3 + ["toys"] * 3 and a[0].shape == (32, 32, 3)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and not np.array_equal(a[0], c[0])
-    with pytest.raises(ValueError, match="cannot draw"):
-        synthetic.render(["shoes"], 2, seed=0)
+def test_generator_draws_several_varied_views_per_product():
+    rng = lambda: np.random.default_rng(3)  # noqa: E731
+    files = render_views(rng(), ["books", "electronics"], ["P1", "P2"])
+    assert set(STYLE) == set(CATEGORIES)
+    assert sorted(files) == sorted(["images/P1.png", "images/P2.png"]
+                                   + [f"views/P{i}/{k}.png" for i in (1, 2) for k in range(1, VIEWS_PER_PRODUCT)])
+    assert files == render_views(rng(), ["books", "electronics"], ["P1", "P2"])  # seeded
+    import io
+
+    views = [np.asarray(Image.open(io.BytesIO(files[f"views/P1/{k}.png"]))).astype(float)
+             for k in range(1, VIEWS_PER_PRODUCT)]
+    assert views[0].shape == (32, 32, 3)
+    # Views of one product differ a lot (pose, scale, background, light), not just by pixel noise.
+    assert min(np.abs(a - b).mean() for i, a in enumerate(views) for b in views[i + 1:]) > 10
 
 
-def test_synthetic_is_used_only_for_generator_batches(tmp_path):
-    params = vision.VisionParams()
-    known = ["books", "toys"]
-    with_truth = DataContext(settings=Settings(home=tmp_path), batch_dir=tmp_path, batch_id="b", truth_dir=tmp_path)
-    imported = DataContext(settings=Settings(home=tmp_path), batch_dir=tmp_path, batch_id="b", truth_dir=None)
-    assert vision.use_synthetic(with_truth, params, known)
-    assert not vision.use_synthetic(imported, params, known)
-    assert not vision.use_synthetic(with_truth, params, ["books", "shoes"])
-    assert not vision.use_synthetic(with_truth, vision.VisionParams(synthetic="off"), known)
-    with pytest.raises(ValueError, match="cannot draw"):
-        vision.use_synthetic(imported, vision.VisionParams(synthetic="on"), ["shoes", "books"])
+def test_schedule_scales_with_the_number_of_images():
+    small, large = schedule(VisionParams(), 300), schedule(VisionParams(), 10_000)
+    assert (small.batch_size, small.samples_per_epoch, small.epochs) == (32, 1024, 30)
+    assert (large.batch_size, large.samples_per_epoch, large.epochs) == (128, 10_000, 40)
+    assert small.augment > large.augment and small.p_erase > large.p_erase == 0.0
+    fixed = schedule(VisionParams(epochs=3, batch_size=16, augment=0.0, width=8), 10_000)
+    assert (fixed.epochs, fixed.batch_size, fixed.augment, fixed.width) == (3, 16, 0.0, 8)
+
+
+def test_frame_metric_is_macro_f1_of_any_resample():
+    frame = pd.DataFrame({"y": ["a", "a", "b", "c"], "pred": ["a", "b", "b", "c"]},
+                         index=pd.Index(["p1", "p2", "p3", "p4"], name="image"))
+    assert frame_metric(frame) == pytest.approx(macro_f1(frame["y"], frame["pred"], ["a", "b", "c"]))
+    boot = frame.iloc[[0, 0, 2, 3]]
+    assert frame_metric(boot) == 1.0
+    assert np.isnan(frame_metric(frame.iloc[[]]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -184,32 +205,68 @@ def generated(tmp_path_factory):
     batch = generate(tmp / "landing", tmp / "truth", customers=300, seed=11)
     ctx = DataContext(settings=Settings(home=tmp / "home"), batch_dir=batch.batch_dir, batch_id=batch.batch_id,
                       truth_dir=batch.truth_dir)
-    params = vision.VisionParams(**FAST)
-    data = vision.prepare(ctx, params)
-    model = vision.fit(data, params)
-    return ctx, params, data, model, vision.evaluate(model, data, params)
+    params = VisionParams(**FAST)
+    data = prepare(ctx, params)
+    model = fit(data, params)
+    return ctx, params, data, model, evaluate(model, data, params)
 
 
-def test_generated_split_and_evaluation(generated):
+def test_truth_is_never_read_same_data_and_same_model(generated):
+    ctx, _, data, _, ev = generated
+    blind = prepare(DataContext(settings=ctx.settings, batch_dir=ctx.batch_dir, batch_id=ctx.batch_id,
+                                truth_dir=None), VisionParams(**FAST))
+    for name in ("train_x", "train_y", "val_x", "val_y"):
+        np.testing.assert_array_equal(getattr(blind, name), getattr(data, name))
+    assert blind.holdout_ids == data.holdout_ids and blind.gallery_ids == data.gallery_ids
+    assert ev.oracle is None  # no oracle: the label is known exactly
+    tiny = VisionParams(epochs=1, samples_per_epoch=64)
+    with_truth, without = holdout_frame(fit(data, tiny), data), holdout_frame(fit(blind, tiny), blind)
+    pd.testing.assert_frame_equal(with_truth, without)
+
+
+def test_generated_split_views_and_gate_contract(generated):
     _, _, data, model, ev = generated
-    assert data.source == "synthetic"
-    assert data.holdout_ids == data.gallery_ids and len(data.holdout_ids) == 40  # every real picture is held out
-    assert len(data.train_x) == 8 * vision.VisionParams().synthetic_per_category
-    assert ev.oracle is None and ev.metrics["train_holdout_duplicates"] == 0
-    assert set(ev.figures) == {"confusion_matrix.png", "learning_curves.png", "neighbours.png", "augmentations.png"}
-    m = ev.metrics
-    assert m["macro_f1"] >= 0.9 and m["macro_f1"] >= ev.baselines["colour_hist_logreg"] - 0.05
-    assert m["baseline_colour_hist_nn_recall_at_10"] <= m["recall_at_10"] <= m["recall_at_10_ceiling"] + 1e-9
-    assert vision.score(model, data) == pytest.approx(m["macro_f1"])
+    assert len(data.train_x) + len(data.val_x) + len(data.holdout_ids) == 40 * VIEWS_PER_PRODUCT
+    product = lambda unit: unit.split("/")[0]  # noqa: E731
+    held = {product(u) for u in data.holdout_ids}
+    assert len(held) * VIEWS_PER_PRODUCT == len(data.holdout_ids)  # every view of a held-out product, no other
+    assert held <= set(data.gallery_ids) and len(data.gallery_ids) == 40
+    assert ev.metrics["train_holdout_duplicates"] == 0
+    # Gate contract: per-picture frames for the model and every baseline; the metric of the frame is the reported one.
+    frame = holdout_frame(model, data)
+    assert frame.index.is_unique and list(frame.index) == data.holdout_ids and set(frame.columns) == {"y", "pred"}
+    assert frame_metric(frame) == pytest.approx(ev.metrics["macro_f1"]) == pytest.approx(score(model, data))
+    assert set(ev.units) == set(ev.baselines) == set(BASELINES)
+    for name, units in ev.units.items():
+        assert list(units.index) == data.holdout_ids
+        assert frame_metric(units) == pytest.approx(ev.baselines[name])
+    # Selection on the validation pictures picked the registered candidate.
+    assert set(ev.selection) == set(CANDIDATES)
+    assert ev.candidate == model.kind == select_candidate(ev.selection, higher_is_better=True)
+    assert set(ev.figures) >= {"confusion_matrix.png", "neighbours.png", "augmentations.png"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "not yet true: at 300 customers (20 training products, 120 pictures) the CNN is no better than the baselines "
+    "(validation macro-F1 0.29-0.30 for all three; holdout 0.30 CNN with the default schedule vs 0.31 raw-pixel "
+    "and 0.17 colour-histogram logistic regression); see docs/models/vision.md"))
+def test_cnn_clearly_beats_its_best_baseline_on_generated_data(generated):
+    _, _, _, _, ev = generated
+    best = max(ev.baselines.values())
+    assert best <= 0.85  # look-alike categories and varied views: the baselines are far from solving it
+    assert ev.candidate == "model"
+    assert ev.metrics["macro_f1"] >= best + 0.1
+    assert ev.metrics["recall_at_10"] <= ev.metrics["recall_at_10_ceiling"] + 1e-9
 
 
 def test_prediction_is_invariant_to_a_horizontal_flip(generated):
-    _, _, data, model, _ = generated
-    images = [im for im in data.holdout_images]
-    same = model.classify(images) == model.classify([im[:, ::-1] for im in images])
-    assert same.mean() >= 0.9
-    cos = (model.embed(images) * model.embed([im[:, ::-1] for im in images])).sum(axis=1)
-    assert np.median(cos) > 0.9
+    _, _, data, model, ev = generated
+    images = list(data.holdout_images)
+    mirrored = [im[:, ::-1] for im in images]
+    assert (model.classify(images) == model.classify(mirrored)).all()  # flip test-time augmentation
+    assert ev.metrics["flip_consistency"] == 1.0
+    cos = (model.embed(images) * model.embed(mirrored)).sum(axis=1)
+    np.testing.assert_allclose(cos, 1.0, atol=1e-4)
 
 
 def test_greyscale_and_larger_images_are_classified_sensibly(generated):
@@ -222,10 +279,8 @@ def test_greyscale_and_larger_images_are_classified_sensibly(generated):
         assert model.classify(variant).shape == base.shape
         assert model.embed(variant).shape == model.embed(images).shape
         assert model.predict_proba(variant).shape == (len(images), len(data.classes))
-    assert (model.classify(big) == base).mean() >= 0.9
-    assert (model.classify(grey) == np.asarray(data.holdout_labels)).mean() >= 0.6  # colour is lost, shape is not
-    single = model.classify(grey[0])  # one image in, one answer out (batch axis kept)
-    assert single.shape == (1,)
+    assert (model.classify(big) == base).mean() >= 0.8
+    assert model.classify(grey[0]).shape == (1,)  # one image in, one answer out (batch axis kept)
 
 
 def test_nearest_neighbour_of_a_product_image_is_itself(generated):
@@ -236,25 +291,41 @@ def test_nearest_neighbour_of_a_product_image_is_itself(generated):
     np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
 
 
-def test_logged_model_round_trips_through_mlflow(generated, tmp_path):
+def _round_trip(model, data, tmp_path):
     import mlflow
 
     from pipelines import tracking
 
-    _, _, data, model, ev = generated
     tracking.configure(Settings(home=tmp_path))
     exp = mlflow.create_experiment("vision-test", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=exp):
-        info = vision.log_model(model, data)
-    loaded = vision.load_model(info.model_uri)
-    assert loaded.classes == data.classes and loaded.gallery_ids == data.gallery_ids
-    assert vision.score(loaded, data) == pytest.approx(ev.metrics["macro_f1"])
+        info = log_model(model, data)
+    return load_model(info.model_uri)
+
+
+def test_logged_model_round_trips_through_mlflow(generated, tmp_path):
+    _, _, data, model, ev = generated
+    loaded = _round_trip(model, data, tmp_path)
+    assert loaded.classes == data.classes and loaded.gallery_ids == data.gallery_ids and loaded.kind == model.kind
+    assert score(loaded, data) == pytest.approx(ev.metrics["macro_f1"])
     np.testing.assert_allclose(loaded.embed(data.holdout_images[:5]), model.embed(data.holdout_images[:5]),
                                atol=1e-5)
     # pyfunc-style entry point: a pixel tensor in, class probabilities out.
     probs = loaded(torch.from_numpy(np.stack(data.holdout_images[:4])))
     assert probs.shape == (4, len(data.classes))
     torch.testing.assert_close(probs.sum(1), torch.ones(4))
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_a_winning_baseline_is_registered_and_served_like_the_cnn(generated, tmp_path, name):
+    _, params, data, _, ev = generated
+    base = fit_baseline(name, data.classes, data.fit_x, data.fit_y, params)
+    base.set_gallery(data.gallery_ids, data.gallery_images, data.gallery_labels)
+    loaded = _round_trip(base, data, tmp_path)
+    assert loaded.kind == name
+    assert frame_metric(holdout_frame(loaded, data)) == pytest.approx(ev.baselines[name])  # the gate's unit frame
+    answer = serve_predict(loaded, SimilarRequest(product_id=data.gallery_ids[0], k=3))
+    assert answer["predicted_category"] == data.gallery_labels[0] and len(answer["similar"]) == 3
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -330,21 +401,21 @@ def own_data(tmp_path_factory):
     result = import_batch(write_own_shop(tmp / "my-shop"), tmp / "landing")
     ctx = DataContext(settings=Settings(home=tmp / "home"), batch_dir=result.batch_dir, batch_id=result.batch_id,
                       truth_dir=None)
-    params = vision.VisionParams(epochs=6, samples_per_epoch=384)
-    data = vision.prepare(ctx, params)
-    model = vision.fit(data, params)
-    return ctx, params, data, model, vision.evaluate(model, data, params)
+    params = VisionParams(epochs=6, samples_per_epoch=256)
+    data = prepare(ctx, params)
+    model = fit(data, params)
+    return ctx, params, data, model, evaluate(model, data, params)
 
 
-def test_own_images_train_without_truth_or_renders(own_data):
+def test_own_images_train_without_truth(own_data):
     _, _, data, model, ev = own_data
-    assert data.source == "batch" and ev.oracle is None
+    assert ev.oracle is None
     assert data.classes == sorted(SHAPES)
-    # Newest two of six per kind are held out (round(0.3 * 6) = 2) and never trained on.
+    # Newest two of six per kind are held out (round(0.3 * 6) = 2), the next newest validates (round(0.25 * 4)).
     assert sorted(data.holdout_ids) == sorted(f"{k}{i:02d}" for k in SHAPES for i in (4, 5))
-    assert len(data.train_x) == 12 and ev.metrics["holdout_products"] == 6
+    assert len(data.val_x) == 3 and len(data.train_x) == 9 and ev.metrics["holdout_pictures"] == 6
     assert {im.ndim for im in data.gallery_images} == {2, 3}  # greyscale pictures stay greyscale until the model
-    assert 0.0 <= ev.metrics["macro_f1"] <= 1.0 and ev.metrics["accuracy"] >= 0.5
+    assert ev.candidate in CANDIDATES and 0.0 <= ev.metrics["macro_f1"] <= 1.0
     assert model.search(data.gallery_images, k=1)[0][:, 0].tolist() == data.gallery_ids
 
 
@@ -355,4 +426,4 @@ def test_own_data_model_accepts_mixed_inputs(own_data):
              np.asarray(draw_product("mug", (20, 20), rng)),
              np.asarray(draw_product("lamp", (90, 90), rng).convert("RGBA"))]
     assert model.classify(mixed).shape == (3,)
-    assert model.embed(mixed).shape == (3, vision.VisionParams().embedding_dim)
+    assert model.embed(mixed).shape == (3, model.embedding_dim)  # the winner's embedding (CNN or baseline features)

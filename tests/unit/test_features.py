@@ -270,6 +270,10 @@ def test_feature_files_match_the_feast_views(tmp_path):
     paths = build.build_feature_tables(write_batch(tiny_tables(), tmp_path / "batch"), settings)
     assert set(paths) == set(build.FEATURE_TABLES)
     views = {o.name: o for o in store.definitions(settings) if type(o).__name__ == "FeatureView"}
+    # Real-time views (a push source) have no feature file: pushes write them online only.
+    realtime = {name for name, v in views.items() if v.stream_source is not None}
+    assert realtime == {"customer_cart"}
+    views = {name: v for name, v in views.items() if name not in realtime}
     assert set(views) == set(build.FEATURE_TABLES)
     numpy_kind = {Float64: "float64", Int64: "int64", String: "object"}
     for name, path in paths.items():
@@ -280,7 +284,8 @@ def test_feature_files_match_the_feast_views(tmp_path):
         assert list(frame.columns) == [*keys, "event_timestamp", *declared, "created_timestamp"]
         assert {c: str(frame[c].dtype) for c in declared} == declared
         assert frame[list(declared)].notna().all().all(), f"{name} has nulls"
-        assert Path(view.batch_source.path) == path
+        # Relative: Feast joins it with the snapshot folder each store reads (features_root).
+        assert view.batch_source.path == path.name and store.features_root(settings) / path.name == path
 
 
 def test_rebuild_is_deterministic_and_failed_run_keeps_last_good_files(tmp_path, monkeypatch):
@@ -389,12 +394,12 @@ def test_feast_cli_apply_uses_the_same_registry(tmp_path):
     build.build_feature_tables(write_batch(tiny_tables(), tmp_path / "batch"), settings)
     env = {**os.environ, **store.feast_env(settings)}
     proc = subprocess.run([str(FEAST), "apply"], cwd=store.FEATURE_REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (settings.feast_dir / store.REGISTRY_FILE).exists()
     assert store.feature_names(settings, "churn_v1") == CHURN_FEATURES
     view = store.get_store(settings).get_feature_view("customer_rfm")
-    assert Path(view.batch_source.path) == build.feature_path(settings.features_dir, "customer_rfm")
+    assert view.batch_source.path == build.feature_file("customer_rfm")
     assert not list(store.FEATURE_REPO.glob("$*")), "unexpanded ${VAR} path created inside feature_repo/"
 
 
@@ -417,7 +422,11 @@ def test_production_config_without_services():
 
     settings = Settings(profile="production", production=ProductionSettings(
         postgres_uri="postgresql://u@db:5432/shopflow", redis_connection="cache:6380,db=2"))
-    config = store.repo_config(settings)
+    # Which snapshot to read is CURRENT's, which lives in object storage in production: named here instead.
+    config = store.repo_config(settings, features=settings.features_dir / "b1-0123abcd")
+    assert config.offline_store.type == "postgres"
+    assert (config.offline_store.host, config.offline_store.database) == ("db", "shopflow")
+    assert config.offline_store.db_schema.startswith("fs_b1_0123abcd_")
     assert config.registry.registry_type == "sql"
     assert config.registry.path == "postgresql+psycopg://u@db:5432/shopflow"
     assert config.online_store.type == "redis" and config.online_store.connection_string == "cache:6380,db=2"

@@ -83,6 +83,9 @@ def test_batch_holds_the_five_tables_and_one_image_per_product(shop: GeneratedBa
     )
     with Image.open(shop.batch_dir / products["image_file"].iloc[0]) as img:
         assert img.format == "PNG" and img.mode == "RGB" and img.size == (32, 32)
+    # More views of every product for the vision family (pipelines/data/product_images.py).
+    views = sorted(p.relative_to(shop.batch_dir).as_posix() for p in (shop.batch_dir / "views").rglob("*.png"))
+    assert views == sorted(f"views/{pid}/{k}.png" for pid in products["product_id"] for k in range(1, 6))
 
 
 def test_truth_is_kept_out_of_the_batch(shop: GeneratedBatch) -> None:

@@ -95,12 +95,15 @@ def test_tiny_csv_data_set_imports(tiny: Path, landing: Path) -> None:
     assert result.rows == {"customers": 3, "products": 2, "events": 5, "orders": 2, "daily_sales": 4}
     assert result.images == 1
     assert (result.batch_dir / "images" / "p1.png").read_bytes() == (tiny / "images" / "p1.png").read_bytes()
-    assert any("loyalty_card" in w for w in result.warnings)  # extra column: a warning, not an error
+    # An extra customers column is kept as a typed attribute; elsewhere an extra column is a warning, not an error.
+    assert result.attributes == {"customers": {"loyalty_card": "categorical"}}
+    assert not any("loyalty_card" in w for w in result.warnings)
 
     tables = io.read_batch(result.batch_dir)
     assert set(tables) == set(schema.TABLES)  # no ratings file: no ratings table
     for name, table_schema in schema.TABLES.items():
-        assert list(tables[name].columns) == table_schema.column_names  # extra columns dropped
+        extra = ["loyalty_card"] if table_schema.attributes else []  # attributes kept, other extra columns dropped
+        assert list(tables[name].columns) == [*table_schema.column_names, *extra]
     customers = tables["customers"].set_index("customer_id")
     assert str(customers["signup_ts"].dtype) == "datetime64[ns, UTC]"
     assert customers.loc["c3", "signup_ts"] == pd.Timestamp("2024-03-01T06:30:00Z")
@@ -180,7 +183,7 @@ def test_ratings_alone_train_only_recommendation(tmp_path: Path, landing: Path) 
     result = import_batch(_write_folder(tmp_path / "shop", {"ratings": ratings}), landing)
     assert result.rows == {"ratings": 2}
     assert result.trainable == ["recommendation"]
-    assert result.families["churn"].reason == "missing table customers; missing table orders"
+    assert result.families["churn"].reason == "missing table customers"
     stored = io.read_table(result.batch_dir, "ratings")
     assert stored["rating"].tolist() == [5.0, 2.5] and str(stored["ts"].dtype) == "datetime64[ns, UTC]"
 
@@ -279,11 +282,11 @@ def test_unreadable_image_is_reported(tmp_path: Path, landing: Path) -> None:
 
 def test_all_problems_are_reported_at_once(tmp_path: Path, landing: Path) -> None:
     texts = dict(TINY)
-    texts["customers"] = TINY["customers"].replace("region,", "area,")
+    texts["customers"] = TINY["customers"].replace("signup_ts,", "signed_up,")
     texts["events"] = TINY["events"].replace("2024-03-12T18:45:10Z", "12/03/2024")
     texts["orders"] = TINY["orders"].replace("o2,c3,p2,2024-03-12T18:45:10Z,1,", "o2,c3,p2,2024-03-12T18:45:10Z,one,")
     err_text = _problems(_write_folder(tmp_path / "shop", texts), landing)
-    for expected in ("orders.quantity", "customers.region", "events.event_ts", "products.image_file"):
+    for expected in ("orders.quantity", "customers.signup_ts", "events.event_ts", "products.image_file"):
         assert expected in err_text
     assert err_text.count("\n  - ") == 4  # one readable line per problem
 
@@ -299,8 +302,8 @@ def test_source_must_be_a_folder(tmp_path: Path, landing: Path) -> None:
 def test_a_generated_batch_reimports_to_the_same_id(tmp_path: Path) -> None:
     batch = generate(tmp_path / "landing", tmp_path / "truth", customers=30, end=dt.date(2025, 1, 31), history_days=90)
     result = import_batch(batch.batch_dir, tmp_path / "again")
-    assert result.batch_id == batch.batch_id
-    assert result.images == result.rows["products"]
+    assert result.batch_id == batch.batch_id  # the products' extra views (views/<id>/) come along
+    assert result.images == len(list(batch.batch_dir.rglob("*.png"))) > result.rows["products"]
 
 
 def test_docs_example_data_set_imports(tmp_path: Path, landing: Path) -> None:
@@ -321,23 +324,56 @@ def test_docs_example_data_set_imports(tmp_path: Path, landing: Path) -> None:
 
 
 def test_family_data_covers_every_registered_family() -> None:
-    from pipelines.registry import load_registry
+    from pipelines.registry import family_data, load_registry
 
-    assert set(schema.family_data()) == set(load_registry())
-    for need in schema.family_data().values():
+    assert set(family_data()) == set(load_registry())
+    for need in family_data().values():
         assert set(need.all_of) | set(need.any_of) <= set(schema.ALL_TABLES)
 
 
 def test_missing_optional_column_is_stored_as_nulls(tiny: Path, landing: Path) -> None:
     result = import_batch(tiny, landing)  # TINY's customers have no churned column
     customers = io.read_table(result.batch_dir, "customers")
-    assert list(customers.columns) == schema.ALL_TABLES["customers"].column_names
+    assert list(customers.columns) == [*schema.ALL_TABLES["customers"].column_names, "loyalty_card"]  # + attribute
     assert customers["churned"].isna().all() and str(customers["churned"].dtype) == "Int64"
 
 
 def test_docs_data_schema_is_generated_from_the_schema() -> None:
+    from pipelines.data import schema_doc
+
     docs = (PROJECT_ROOT / "docs" / "data-schema.md").read_text()
-    assert docs == schema.markdown(), "regenerate: python -m pipelines.data.schema > docs/data-schema.md"
+    assert docs == schema_doc.markdown(), "regenerate: python -m pipelines.data.schema_doc > docs/data-schema.md"
     for table in (schema.ALL_TABLES | schema.IMPORT_TABLES).values():
         for col in table.columns:
             assert f"| `{col.name}` |" in docs
+
+
+def test_customer_attribute_columns_are_typed_numeric_or_categorical(tmp_path: Path, landing: Path) -> None:
+    customers = ("customer_id,signup_ts,plan,calls,minutes,area_code\n"
+                 "c1,2024-01-05,intl,3,120.5,415\nc2,2024-01-06,basic,0,,408\nc3,2024-01-07,,1,98,area_510\n")
+    result = import_batch(_write_folder(tmp_path / "shop", {"customers": customers}), landing)
+    assert result.attributes == {"customers": {"plan": "categorical", "calls": "numeric", "minutes": "numeric",
+                                               "area_code": "categorical"}}
+    stored = io.read_table(result.batch_dir, "customers").set_index("customer_id")
+    assert stored["calls"].dtype == "float64" and stored.loc["c2", "calls"] == 0.0
+    assert pd.isna(stored.loc["c2", "minutes"]) and pd.isna(stored.loc["c3", "plan"])
+    assert stored.loc["c3", "area_code"] == "area_510" and stored.loc["c1", "area_code"] == "415"
+    assert stored["region"].isna().all()  # region and segment are optional attributes
+    assert result.families["churn"].reason == "missing table orders (or a `churned` label in customers)"
+
+
+def test_every_family_can_train_on_a_generated_batch_by_its_data_check(tmp_path: Path) -> None:
+    """``require`` (what `shopflow run` asks before each training DAG) sees every table a family's check reads:
+    churn needs customers plus orders, although only customers are its required table."""
+    from pipelines.data.kinds import require
+    from pipelines.registry import family_data
+    from pipelines.settings import Settings
+    from pipelines.spec import DataContext
+
+    batch = generate(tmp_path / "landing", tmp_path / "truth", customers=30, end=dt.date(2025, 1, 31), history_days=90)
+    ctx = DataContext(Settings(home=tmp_path / "home"), batch.batch_dir, batch.batch_id)
+    for family in family_data():
+        require(ctx, family)
+    (batch.batch_dir / "orders.parquet").unlink()
+    with pytest.raises(kinds.MissingDataError, match="churn cannot train"):
+        require(DataContext(Settings(home=tmp_path / "home"), batch.batch_dir, batch.batch_id), "churn")

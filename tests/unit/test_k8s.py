@@ -235,8 +235,12 @@ def test_secrets_are_referenced_never_committed_for_production(toy_registry):
     assert "production" not in " ".join(p for p in k8s.render_tree(toy_registry) if p.endswith(".env.example"))
     (local_secret,) = _kind(k8s.render_objects("local", toy_registry), "Secret")
     assert set(local_secret["data"]) == set(k8s.SECRET_KEYS)
-    values = [base64.b64decode(v).decode() for v in local_secret["data"].values()]
-    assert all("local-dev" in v or v.startswith("http://minio.") for v in values)
+    values = {k: base64.b64decode(v).decode() for k, v in local_secret["data"].items()}
+    # Credentials are obviously fake; the rest are in-cluster locations of the local dependencies.
+    credentials = [k for k in values if k.endswith(("KEY", "KEY_ID", "POSTGRES_URI", "AIRFLOW_URI", "CONNECTION"))]
+    assert len(credentials) == 6 and all("local-dev" in values[k] for k in credentials)
+    assert values["SHOPFLOW_PRODUCTION__DATA_URI"].startswith("s3://")
+    assert (k8s.K8S_ROOT / "overlays/local" / k8s.LOCAL_SECRET_FILE).read_text() == k8s.local_env_file()
     # Without the local Secret, a local build must be flagged: Secrets are only accepted when rendered or expected.
     without = [o for o in k8s.render_objects("local", toy_registry) if o["kind"] != "Secret"]
     assert any("shopflow-secrets" in e for e in k8s.check_objects(without, external_secrets=()))
@@ -284,23 +288,28 @@ def test_validator_reports_schema_and_reference_errors(toy_registry):
     assert any("runAsNonRoot" in e for e in errs)
 
 
-# ------------------------------------------------------------------------------------------------ platform
-def test_platform_helm_values_configure_the_dependencies():
-    platform = k8s.K8S_ROOT / "platform"
-    values = {p.name: yaml.safe_load(p.read_text()) for p in platform.glob("*-values*.yaml")}
-    airflow = values["airflow-values.yaml"]
-    assert airflow["executor"] == "KubernetesExecutor"
-    assert airflow["dags"]["gitSync"]["enabled"] is True and airflow["postgresql"]["enabled"] is False
-    assert airflow["data"]["metadataSecretName"]
-    mlflow = values["mlflow-values.yaml"]
-    assert mlflow["backendStore"]["postgres"]["enabled"] and mlflow["artifactRoot"]["s3"]["enabled"]
-    assert mlflow["backendStore"]["existingDatabaseSecret"]["name"]
+# ------------------------------------------------------------------------------------------------ dependencies
+def test_the_secret_keys_are_what_the_production_profile_reads():
+    from pipelines.kubeflow.pipelines import SECRET_KEYS as KFP_KEYS
+    from pipelines.settings import ProductionSettings
+
+    production = {f"SHOPFLOW_PRODUCTION__{f.upper()}" for f in ProductionSettings.model_fields} - {
+        "SHOPFLOW_PRODUCTION__FEAST_REGISTRY_URI"}  # derived from POSTGRES_URI unless set
+    assert production <= set(k8s.SECRET_KEYS)
+    assert set(KFP_KEYS) == set(k8s.SECRET_KEYS) == set(k8s.LOCAL_SECRET_VALUES)
+
+
+def test_dependency_helm_values_reference_secrets():
+    values = {p.name: yaml.safe_load(p.read_text()) for p in (k8s.K8S_ROOT / "dependencies").glob("*-values.yaml")}
+    assert set(values) == {"postgresql-values.yaml", "redis-values.yaml", "minio-values.yaml"}
     assert values["postgresql-values.yaml"]["auth"]["existingSecret"]
+    assert "CREATE DATABASE airflow" in values["postgresql-values.yaml"]["primary"]["initdb"]["scripts"]["10-airflow.sql"]
     assert values["redis-values.yaml"]["auth"]["existingSecret"]
-    for name, doc in values.items():  # production values reference Secrets, they never carry passwords
-        if "local" not in name:
-            text = yaml.safe_dump(doc).lower()
-            assert "password: " not in text.replace("password: ''", ""), name
+    buckets = values["minio-values.yaml"]["defaultBuckets"].split(",")
+    for key in ("SHOPFLOW_PRODUCTION__ARTIFACT_URI", "SHOPFLOW_PRODUCTION__DATA_URI"):
+        assert k8s.LOCAL_SECRET_VALUES[key].split("/")[2] in buckets
+    for name, doc in values.items():  # values reference Secrets, they never carry passwords
+        assert "password: " not in yaml.safe_dump(doc).lower().replace("password: ''", ""), name
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -318,9 +327,12 @@ def test_cli_render_check_and_validate(tmp_path, kubectl, toy_registry, monkeypa
     validated = runner.invoke(app, ["validate", "--root", str(out)])
     assert validated.exit_code == 0, validated.output
     assert "production: " in validated.output and "(kustomize" in validated.output
+    assert "platform/production: 16 objects (kustomize" in validated.output  # the platform tree is rendered beside
     (out / "overlays/production/patch-hpa.yaml").write_text("# hand edit\n")
+    (out / "platform/base/mlflow.yaml").write_text("# hand edit\n")
     drift = runner.invoke(app, ["render", "--check", "--out", str(out)])
     assert drift.exit_code == 1 and "overlays/production/patch-hpa.yaml: differs" in drift.output
+    assert "platform/base/mlflow.yaml: differs" in drift.output
     bad = runner.invoke(app, ["validate", "--root", str(out), "--overlay", "staging"])
     assert bad.exit_code == 2 and "unknown --overlay staging" in bad.output
 

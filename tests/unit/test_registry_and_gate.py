@@ -1,4 +1,4 @@
-"""The model-spec registry and the champion/challenger decision."""
+"""The model-spec registry."""
 
 import importlib
 import sys
@@ -9,7 +9,6 @@ from pydantic import ValidationError
 
 from pipelines import registry
 from pipelines.registry import get_spec, load_registry
-from pipelines.tracking import decide
 
 
 def test_registry_discovers_churn():
@@ -33,13 +32,14 @@ def test_unknown_model_names_the_known_ones():
         get_spec("nope")
 
 
-def test_new_spec_module_is_discovered_without_other_changes(tmp_path, monkeypatch):
-    """A seventh family is one new module: the registry picks it up."""
+def test_new_spec_package_is_discovered_without_other_changes(tmp_path, monkeypatch):
+    """A seventh family is one new package: the registry picks it up (and ignores a stray plain module)."""
     from pipelines import models
 
     pkg_dir = tmp_path / "extra"
-    pkg_dir.mkdir()
-    (pkg_dir / "toy.py").write_text(textwrap.dedent("""
+    (pkg_dir / "toy").mkdir(parents=True)
+    (pkg_dir / "stray.py").write_text("raise AssertionError('a plain module is not a family')\n")
+    (pkg_dir / "toy" / "__init__.py").write_text(textwrap.dedent("""
         from pipelines.spec import ModelParams, ModelSpec
         class ToyParams(ModelParams):
             k: int = 1
@@ -58,17 +58,15 @@ def test_new_spec_module_is_discovered_without_other_changes(tmp_path, monkeypat
         registry.load_registry.cache_clear()
 
 
-def test_gate_promotes_only_real_improvement():
-    spec = get_spec("churn")
-    first = decide(spec, "1", 0.80, None, None, 0.002)
-    assert first.promoted and first.reason == "no champion yet"
-    same = decide(spec, "2", 0.80, "1", 0.80, 0.002)
-    assert not same.promoted and "does not beat" in same.reason
-    tiny = decide(spec, "2", 0.8015, "1", 0.80, 0.002)
-    assert not tiny.promoted
-    better = decide(spec, "2", 0.83, "1", 0.80, 0.002)
-    assert better.promoted and "beats champion v1" in better.reason
-    worse = decide(spec, "3", 0.70, "1", 0.80, 0.002)
-    assert not worse.promoted
-    rerun = decide(spec, "1", 0.80, "1", 0.80, 0.002)
-    assert not rerun.promoted and "already the champion" in rerun.reason
+def test_summary_metrics_are_strict_json() -> None:
+    """A family may report an undefined metric (an empty calibration decile): the run summary, which travels as
+    Airflow XCom and KFP output, carries it as null, never NaN (invalid JSON)."""
+    import json
+    import math
+
+    from pipelines.training import _finite
+
+    values = {"mae": 12.5, "calibration_decile_01": math.nan, "ratio": math.inf}
+    out = {k: _finite(v) for k, v in values.items()}
+    assert out == {"mae": 12.5, "calibration_decile_01": None, "ratio": None}
+    json.dumps(out, allow_nan=False)

@@ -163,6 +163,19 @@ def test_bad_events_name_the_field(s):
     assert store.count("requests") == 0 and store.count("outcomes") == 0
 
 
+def test_outcomes_only_go_to_the_models_own_experiments(s):
+    store = get_store(s)
+    churn = _experiment(store, "churn")["experiment_id"]
+    ltv = _experiment(store, "ltv")["experiment_id"]
+    with pytest.raises(ValueError, match="experiment_id .* is not an experiment of model 'churn'"):
+        record_outcome(s, "churn", "u1", "click", experiment_id=ltv)
+    with pytest.raises(ValueError, match="experiment_id"):
+        record_outcome(s, "churn", "u1", "click", experiment_id="churn-999")
+    assert store.count("outcomes") == 0
+    record_outcome(s, "churn", "u1", "click", experiment_id=churn)
+    assert store.count("outcomes", churn) == 1 and store.count("outcomes", ltv) == 0
+
+
 # ------------------------------------------------------------------ Router / record_outcome
 def test_router_without_experiment_serves_champion_and_logs_nothing(s):
     router = Router(s, "churn", cache_seconds=0)

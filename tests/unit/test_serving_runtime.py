@@ -127,3 +127,16 @@ def test_schemas_are_openapi_30():
     assert "'null'" not in str(ToyResponse.model_json_schema())
     assert openapi30({"anyOf": [{"$ref": "#/x"}, {"type": "null"}]}) == {"allOf": [{"$ref": "#/x"}], "nullable": True}
     assert openapi30({"type": "file", "format": "binary"}) == {"type": "string", "format": "binary"}
+
+
+def test_an_unknown_customer_is_one_null_item_with_its_reason() -> None:
+    import numpy as np
+
+    from pipelines.models.churn.serving import ChurnResponse
+    from pipelines.serving import UNKNOWN_CUSTOMER, FeastPredictor
+
+    items = FeastPredictor.items(["a", "zz", "b"], np.array([0.2, np.nan, 0.9]), "churn_probability")
+    assert [i["churn_probability"] for i in items] == [0.2, None, 0.9]
+    assert [i["error"] for i in items] == [None, UNKNOWN_CUSTOMER, None]
+    # The typed response takes it: null is allowed, a value still has to be a probability.
+    ChurnResponse(model="churn", model_version="1", arm="champion", feature_service="churn_v1", predictions=items)

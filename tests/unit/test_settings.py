@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from pipelines.features.snapshot import current_batch_dir
 from pipelines.settings import Settings
 
 
@@ -35,7 +36,7 @@ def test_unknown_profile_and_nested_keys_are_rejected(monkeypatch):
 
 def test_no_current_batch_until_validated(tmp_path):
     s = Settings(home=tmp_path)
-    assert s.current_batch_dir() is None
+    assert current_batch_dir(s) is None
     (s.batches_dir / "abc").mkdir(parents=True)
     s.current_pointer.write_text("abc\n")
-    assert s.current_batch_dir() == s.batches_dir / "abc"
+    assert current_batch_dir(s) == s.batches_dir / "abc"
