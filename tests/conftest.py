@@ -17,6 +17,20 @@ SMALL_CUSTOMERS = 300
 BIN = Path(sys.executable).parent
 
 
+SHARED_HOME_FIXTURES = {"pipeline_home", "pipeline_settings"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Group the tests for two xdist workers (``--dist loadgroup``): a module stays on one worker (its module-scoped
+    fixtures are built once), and every test on the session's pipeline home shares one worker, so that home's
+    `shopflow run` happens once. That longest group goes first, so it is not the last to start."""
+    for item in items:
+        shared = SHARED_HOME_FIXTURES & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.xdist_group("pipeline_home" if shared else item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: not (SHARED_HOME_FIXTURES & set(getattr(item, "fixturenames", ()))))
+
+
 @pytest.fixture
 def settings(tmp_path, monkeypatch) -> Settings:
     """Settings with an empty home in tmp_path (also exported, for code that calls get_settings())."""

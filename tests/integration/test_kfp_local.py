@@ -4,6 +4,7 @@ gate), with the metrics and the registered version as KFP outputs."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def test_kfp_local_run_end_to_end(tmp_path: Path) -> None:
     assert out["champion"] == ("1" if gate_tag == "promoted" else None)
 
     # The components' outputs, as KFP wrote them: the version and the metrics artifacts.
-    runs = {p.name.rsplit("-20", 1)[0]: p for p in (home / "kfp").iterdir()}
+    # kfp.local names a run "<pipeline>-YYYY-mm-dd-HH-MM-SS-ffffff"; strip that whole stamp.
+    runs = {re.sub(r"-\d{4}(-\d{2}){5}-\d{6}$", "", p.name): p for p in (home / "kfp").iterdir()}
     assert set(runs) == {"shopflow-data", "shopflow-train-churn"}
     executor = json.loads((runs["shopflow-train-churn"] / "train" / "executor_output.json").read_text())
     assert executor["parameterValues"]["version"] == "1"
