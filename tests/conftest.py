@@ -18,17 +18,46 @@ BIN = Path(sys.executable).parent
 
 
 SHARED_HOME_FIXTURES = {"pipeline_home", "pipeline_settings"}
+# Modules with tests on the session's pipeline home: they run on one xdist worker, so its `shopflow run` happens once.
+SHARED_HOME_MODULES = frozenset(f"tests/integration/{name}.py" for name in (
+    "test_pipeline_e2e", "test_serving", "test_tuning", "test_ui", "test_ui_browser"))
+# The longest groups start first (one per worker), so neither is the last to start.
+FIRST_GROUPS = ("pipeline_home", "tests/integration/test_production_e2e.py")
+
+
+def xdist_group_of(nodeid: str) -> str:
+    """The xdist work unit of a test: its module (module-scoped fixtures are built once), or the shared home's."""
+    module = nodeid.split("::")[0]
+    return "pipeline_home" if module in SHARED_HOME_MODULES else module
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    # pytest 9 derives nodeids from a structured id, so xdist's `--dist loadgroup` (which rewrites `_nodeid`) no
+    # longer groups anything; a scope scheduler with our own grouping does it instead.
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return ByGroup(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """Group the tests for two xdist workers (``--dist loadgroup``): a module stays on one worker (its module-scoped
-    fixtures are built once), and every test on the session's pipeline home shares one worker, so that home's
-    `shopflow run` happens once. That longest group goes first, so it is not the last to start."""
-    for item in items:
-        shared = SHARED_HOME_FIXTURES & set(getattr(item, "fixturenames", ()))
-        item.add_marker(pytest.mark.xdist_group("pipeline_home" if shared else item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: not (SHARED_HOME_FIXTURES & set(getattr(item, "fixturenames", ()))))
+    strays = sorted({item.nodeid.split("::")[0] for item in items
+                     if SHARED_HOME_FIXTURES & set(getattr(item, "fixturenames", ()))
+                     and xdist_group_of(item.nodeid) != "pipeline_home"})
+    if strays:
+        raise pytest.UsageError(f"add {', '.join(strays)} to SHARED_HOME_MODULES in tests/conftest.py: they use "
+                                f"the shared pipeline home")
+
+    def rank(item) -> int:
+        group = xdist_group_of(item.nodeid)
+        return FIRST_GROUPS.index(group) if group in FIRST_GROUPS else len(FIRST_GROUPS)
+
+    items.sort(key=rank)  # stable: each module keeps its own order
 
 
 @pytest.fixture
