@@ -17,7 +17,6 @@ SMALL_CUSTOMERS = 300
 BIN = Path(sys.executable).parent
 
 
-SHARED_HOME_FIXTURES = {"pipeline_home", "pipeline_settings"}
 # Modules with tests on the session's pipeline home: they run on one xdist worker, so its `shopflow run` happens once.
 SHARED_HOME_MODULES = frozenset(f"tests/integration/{name}.py" for name in (
     "test_pipeline_e2e", "test_serving", "test_tuning", "test_ui", "test_ui_browser"))
@@ -47,7 +46,7 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
     strays = sorted({item.nodeid.split("::")[0] for item in items
-                     if SHARED_HOME_FIXTURES & set(getattr(item, "fixturenames", ()))
+                     if "pipeline_home" in getattr(item, "fixturenames", ())  # the closure: pipeline_settings too
                      and xdist_group_of(item.nodeid) != "pipeline_home"})
     if strays:
         raise pytest.UsageError(f"add {', '.join(strays)} to SHARED_HOME_MODULES in tests/conftest.py: they use "
