@@ -179,7 +179,8 @@ def test_generator_draws_several_varied_views_per_product():
 def test_schedule_scales_with_the_number_of_images():
     small, large = schedule(VisionParams(), 300), schedule(VisionParams(), 10_000)
     assert (small.batch_size, small.samples_per_epoch, small.epochs) == (32, 1024, 30)
-    assert (large.batch_size, large.samples_per_epoch, large.epochs) == (128, 10_000, 40)
+    assert (large.batch_size, large.samples_per_epoch, large.epochs, large.width) == (128, 10_000, 60, 32)
+    assert small.width == 16
     assert small.augment > large.augment and small.p_erase > large.p_erase == 0.0
     fixed = schedule(VisionParams(epochs=3, batch_size=16, augment=0.0, width=8), 10_000)
     assert (fixed.epochs, fixed.batch_size, fixed.augment, fixed.width) == (3, 16, 0.0, 8)
@@ -257,6 +258,29 @@ def test_cnn_clearly_beats_its_best_baseline_on_generated_data(generated):
     assert ev.candidate == "model"
     assert ev.metrics["macro_f1"] >= best + 0.1
     assert ev.metrics["recall_at_10"] <= ev.metrics["recall_at_10_ceiling"] + 1e-9
+
+
+def test_served_model_is_refit_on_every_picture_and_judged_without_the_holdout(generated):
+    _, params, data, model, ev = generated
+    judged = model.holdout_model
+    assert params.refit_on_all and judged is not model and judged.kind == model.kind
+    n_all = len(data.fit_x) + len(data.holdout_ids)
+    assert (judged.train_pictures, model.train_pictures) == (len(data.fit_x), n_all)
+    assert ev.metrics["served_train_pictures"] == n_all
+    # The gate's frame and score are the judged copy's; the served model's own predictions may differ.
+    judged_pred = [str(p) for p in judged.classify(data.holdout_images)]
+    assert holdout_frame(model, data)["pred"].tolist() == judged_pred
+    assert score(model, data) == pytest.approx(score(judged, data))
+    if model.kind == "model":  # the CNN went on training (warm) from a copy; the judged weights are untouched
+        served_w, judged_w = model.state_dict(), judged.state_dict()
+        assert any(not torch.equal(served_w[k], judged_w[k]) for k in judged_w if k != "gallery")
+        assert any(k.startswith("served_") for k in model.history)
+    else:  # a winning baseline is fit afresh on every picture
+        assert model.pipeline is not judged.pipeline
+    # Switched off, the served model is exactly the judged one.
+    tiny = VisionParams(epochs=1, samples_per_epoch=64, refit_on_all=False)
+    plain = fit(data, tiny)
+    assert plain.holdout_model is plain and plain.train_pictures == len(data.fit_x)
 
 
 def test_prediction_is_invariant_to_a_horizontal_flip(generated):

@@ -51,6 +51,13 @@ class ImageModel(nn.Module):
     def device(self) -> torch.device:
         return self.gallery.device
 
+    @property
+    def holdout_model(self) -> "ImageModel":
+        """The model the gate judges on the holdout: the copy trained without the holdout pictures when this (served)
+        model was refit on all of them (``refit_on_all``), else the model itself (and for versions logged before)."""
+        evaluated = self._modules.get("evaluated")
+        return self if evaluated is None else evaluated
+
     def preprocess(self, images: Any) -> torch.Tensor:
         """Any accepted images (see :func:`pipelines.models.vision.images.as_image_list`) -> model input tensor."""
         return to_tensor(images, self.image_size)

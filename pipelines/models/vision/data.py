@@ -56,6 +56,18 @@ class VisionData:
     def fit_y(self) -> np.ndarray:
         return np.concatenate([self.train_y, self.val_y]) if len(self.val_y) else self.train_y
 
+    def all_labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every labelled picture (training, validation and holdout) at the model's input size, with class indices:
+        what the served model is refit on once the gate has judged the version."""
+        from pipelines.models.vision.images import stack_same_size
+
+        if not self.holdout_images:
+            return self.fit_x, self.fit_y
+        index = {c: i for i, c in enumerate(self.classes)}
+        held_y = np.array([index[c] for c in self.holdout_labels], dtype=np.int64)
+        return (np.concatenate([self.fit_x, stack_same_size(self.holdout_images, self.image_size)]),
+                np.concatenate([self.fit_y, held_y]))
+
 
 def product_views(batch_dir: Path, product_id: str, image_file: str) -> list[tuple[str, Path]]:
     """``(unit id, path)`` of every picture of a product: its catalogue photo, then ``views/<id>/*`` by name."""

@@ -26,6 +26,7 @@ def _evaluate(model, data: VisionData, params: VisionParams) -> Evaluation:
     from pipelines.models.vision.images import colour_histograms, stack_same_size
 
     frame = holdout_frame(model, data)
+    judged = model.holdout_model  # trained without the holdout (the served model may have seen it)
     units, preds = {}, {}
     for name in BASELINES:
         base = model if model.kind == name else fit_baseline(name, data.classes, data.fit_x, data.fit_y, params)
@@ -36,7 +37,7 @@ def _evaluate(model, data: VisionData, params: VisionParams) -> Evaluation:
     labels = np.asarray(data.gallery_labels)
     held = set(data.holdout_ids)
     pos = np.array([i for i, pid in enumerate(data.gallery_ids) if pid in held])
-    emb = model.embed(data.gallery_images)
+    emb = judged.embed(data.gallery_images)
     r_model, nn_model = retrieval_at_k(emb[pos], pos, emb, labels)
     gallery_view = stack_same_size(data.gallery_images, data.image_size)
     hist = colour_histograms(gallery_view, params.histogram_bins)
@@ -46,8 +47,8 @@ def _evaluate(model, data: VisionData, params: VisionParams) -> Evaluation:
     # Robustness on the same holdout: a mirrored copy and a greyscale copy of every picture.
     holdout_view = stack_same_size(data.holdout_images, data.image_size)
     y = frame["y"].to_numpy()
-    flipped = model.classify(holdout_view[:, :, ::-1])
-    grey = model.classify(np.round(holdout_view @ np.array([0.299, 0.587, 0.114])).astype(np.uint8))
+    flipped = judged.classify(holdout_view[:, :, ::-1])
+    grey = judged.classify(np.round(holdout_view @ np.array([0.299, 0.587, 0.114])).astype(np.uint8))
     plan = schedule(params, len(data.fit_x))
     metrics = {
         "macro_f1": frame_metric(frame),
@@ -60,6 +61,7 @@ def _evaluate(model, data: VisionData, params: VisionParams) -> Evaluation:
         "baseline_colour_hist_nn_recall_at_10": r_base,
         "holdout_pictures": float(len(y)),
         "train_pictures": float(len(data.fit_x)),
+        "served_train_pictures": float(getattr(model, "train_pictures", len(data.fit_x))),
         "validation_pictures": float(len(data.val_x)),
         "classes": float(len(data.classes)),
         **data.notes,

@@ -52,8 +52,12 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def holdout_frame(model, data) -> pd.DataFrame:
-    """The model's holdout results per picture (the gate's unit): index ``image`` (unit id), ``y``, ``pred``."""
-    pred = model.classify(data.holdout_images) if data.holdout_images else np.array([], dtype=object)
+    """The model's holdout results per picture (the gate's unit): index ``image`` (unit id), ``y``, ``pred``.
+
+    A served model refit on every picture is judged by its copy trained without the holdout
+    (:attr:`~pipelines.models.vision.classifier.ImageModel.holdout_model`)."""
+    judged = model.holdout_model
+    pred = judged.classify(data.holdout_images) if data.holdout_images else np.array([], dtype=object)
     return pd.DataFrame({"y": list(data.holdout_labels), "pred": [str(p) for p in pred]},
                         index=pd.Index(data.holdout_ids, name="image"))
 

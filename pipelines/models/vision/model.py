@@ -34,7 +34,12 @@ def fit_candidate(name: str, classes: list[str], x: np.ndarray, y: np.ndarray, p
 
 def fit(data: VisionData, params: VisionParams):
     """Score every candidate on the validation products, refit the winner on the whole training part and index the
-    catalogue. The returned model carries ``selection`` (validation macro-F1 per candidate) and ``kind``."""
+    catalogue. The returned model carries ``selection`` (validation macro-F1 per candidate) and ``kind``.
+
+    With ``refit_on_all`` (the default) the returned, served model is that refit continued on every labelled picture,
+    holdout included, as in the field's protocol of training the final model on all the data; it carries the refit
+    on the training part as ``evaluated``, which is what the holdout, the gate and the reports judge
+    (:attr:`~pipelines.models.vision.classifier.ImageModel.holdout_model`)."""
     with torch_threads(params.cpu_threads):
         return _fit(data, params)
 
@@ -65,13 +70,35 @@ def _fit(data: VisionData, params: VisionParams):
         model.history = {**{f"selection_{k}": v for k, v in history.items()}, **{f"refit_{k}": v for k, v in
                                                                                    model.history.items()}}
     model.selection = scores
+    model.train_pictures = len(data.fit_x)
+    if params.refit_on_all and data.holdout_images:
+        model = _refit_on_all(model, winner, data, params)
     model.set_gallery(data.gallery_ids, data.gallery_images, data.gallery_labels)
     return model
 
 
+def _refit_on_all(evaluated, winner: str, data: VisionData, params: VisionParams):
+    """The served model: the evaluated one continued on every labelled picture (a CNN warm, from a copy, so the
+    evaluated model stays as the gate judges it; a baseline fit afresh); ``evaluated`` rides along as a submodule."""
+    import copy
+
+    all_x, all_y = data.all_labelled()
+    warm = copy.deepcopy(evaluated) if winner == "model" else None
+    served = fit_candidate(winner, data.classes, all_x, all_y, params, warm=warm)
+    if winner == "model":
+        served.history = {**evaluated.history, **{f"served_{k}": v for k, v in served.history.items()}}
+    served.selection = evaluated.selection
+    served.train_pictures = len(all_x)
+    served.evaluated = evaluated  # nn.Module attribute: registered, pickled, moved with the served model
+    log.info("vision: served %s refit on all %d labelled pictures (gate judges the refit on %d)", winner,
+             len(all_x), evaluated.train_pictures)
+    return served
+
+
 def score(model, data: VisionData) -> float:
-    """Holdout macro-F1 of any vision model (e.g. a champion loaded back from the registry)."""
-    return macro_f1(data.holdout_labels, model.classify(data.holdout_images), data.classes)
+    """Holdout macro-F1 of any vision model (e.g. a champion loaded back from the registry), judged by its
+    :attr:`~pipelines.models.vision.classifier.ImageModel.holdout_model`."""
+    return macro_f1(data.holdout_labels, model.holdout_model.classify(data.holdout_images), data.classes)
 
 
 @contextmanager
@@ -117,7 +144,9 @@ def log_model(model, data: VisionData):
         model, name="model", signature=signature, input_example=example, serialization_format="pickle",
         pip_requirements=_requirements(),
         metadata={"classes": model.classes, "image_size": model.image_size, "embedding_dim": model.embedding_dim,
-                  "gallery_size": len(model.gallery_ids), "candidate": model.kind},
+                  "gallery_size": len(model.gallery_ids), "candidate": model.kind,
+                  "train_pictures": getattr(model, "train_pictures", None),
+                  "refit_on_all": model.holdout_model is not model},
     )
 
 
